@@ -1,0 +1,45 @@
+"""Runs the analyzer SQL files in this package. Parameters are bound by clickhouse-connect, never formatted.
+
+Results come back as JSON-ready rows: UUIDs and datetimes become strings, tuples become lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+
+@cache
+def sql(name: str) -> str:
+    return resources.files("toolwatch.analyzers").joinpath(f"{name}.sql").read_text()
+
+
+def run(client: Client, name: str, **params: Any) -> list[dict[str, Any]]:
+    result = client.query(sql(name), parameters=params)
+    cols = result.column_names
+    return [{c: jsonable(v) for c, v in zip(cols, row, strict=True)} for row in result.result_rows]
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, float) and value != value:  # NaN from empty aggregates
+        return None
+    return value

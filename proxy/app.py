@@ -1,0 +1,169 @@
+"""The proxy process's aiohttp application: routes, shared resources and the relay to the recorder.
+
+Resources live in ``cleanup_ctx`` generators (setup before ``yield``, teardown after) under typed keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from toolwatch.config import Settings
+from toolwatch.proxy.forward import ExchangeSink, Forwarder
+from toolwatch.spool.writer import SpoolWriter
+
+log = logging.getLogger("toolwatch.proxy")
+access_log = logging.getLogger("toolwatch.access")
+
+
+@dataclass
+class RecorderLink:
+    """Where the recorder's read API answers; kept current by the supervisor."""
+
+    url: str | None = None
+    alive: bool = False
+    restarts: int = 0
+
+
+SETTINGS = web.AppKey("settings", Settings)
+LINK = web.AppKey("recorder_link", RecorderLink)
+SPOOL = web.AppKey("spool", SpoolWriter)
+FORWARDER = web.AppKey("forwarder", Forwarder)
+API_CLIENT = web.AppKey("api_client", aiohttp.ClientSession)
+SINK_OVERRIDE = web.AppKey("sink_override", ExchangeSink)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path without its query string, status, size and time: never a header or a key."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time * 1000.0,
+        )
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60.0, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout, sock_read=s.idle_timeout)
+    session = aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+    )
+    api_client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30.0))
+    sink: ExchangeSink
+    spool: SpoolWriter | None = None
+    if SINK_OVERRIDE in app:
+        sink = app[SINK_OVERRIDE]
+    else:
+        spool = SpoolWriter(
+            s.spool_path,
+            cap_bytes=s.spool_cap_bytes,
+            segment_bytes=s.segment_bytes,
+            segment_max_age=s.segment_max_age,
+        )
+        await spool.start()
+        app[SPOOL] = spool
+        sink = spool
+    app[FORWARDER] = Forwarder(s, session, sink)
+    app[API_CLIENT] = api_client
+    yield
+    await session.close()
+    await api_client.close()
+    if spool is not None:
+        await spool.close()
+
+
+async def _recorder_get(app: web.Application, name: str, query: str = "") -> tuple[int, bytes]:
+    link = app[LINK]
+    if not link.alive or not link.url:
+        raise ConnectionError("the recorder is not running")
+    url = f"{link.url}/{name}" + (f"?{query}" if query else "")
+    async with app[API_CLIENT].get(url) as resp:
+        return resp.status, await resp.read()
+
+
+async def status(request: web.Request) -> web.Response:
+    app = request.app
+    spool = app.get(SPOOL)
+    fwd = app[FORWARDER]
+    body: dict[str, object] = {
+        "proxy_alive": True,
+        "in_flight": fwd.in_flight,
+        "record_failures": fwd.record_failures,
+        "spool_bytes": spool.bytes_on_disk if spool else None,
+        "spool_cap_bytes": spool.cap_bytes if spool else None,
+        "exchanges_spooled": spool.appended if spool else None,
+        "records_dropped": spool.dropped if spool else None,
+        "spool_write_errors": spool.write_errors if spool else None,
+        "recorder_restarts": app[LINK].restarts,
+        "recorder_alive": False,
+        "store_reachable": None,
+    }
+    try:
+        code, raw = await asyncio.wait_for(_recorder_get(app, "status"), 5.0)
+        if code == 200:
+            body.update(orjson.loads(raw))
+    except (ConnectionError, aiohttp.ClientError, TimeoutError, ValueError) as e:
+        body["recorder_error"] = str(e) or type(e).__name__
+    return web.json_response(body)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    recorder_alive, store_reachable = False, None
+    try:
+        code, raw = await asyncio.wait_for(_recorder_get(request.app, "status"), 2.0)
+        if code == 200:
+            data = orjson.loads(raw)
+            recorder_alive, store_reachable = True, bool(data.get("store_reachable"))
+    except (ConnectionError, aiohttp.ClientError, TimeoutError, ValueError):
+        pass
+    ok = recorder_alive and bool(store_reachable)
+    return web.json_response(
+        {
+            "status": "ok" if ok else "degraded",
+            "proxy": "ok",
+            "recorder_alive": recorder_alive,
+            "store_reachable": store_reachable,
+        }
+    )
+
+
+async def api_relay(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    try:
+        code, raw = await _recorder_get(request.app, name, request.query_string)
+    except (ConnectionError, aiohttp.ClientError) as e:
+        return web.json_response({"error": f"recorder unavailable: {e or type(e).__name__}"}, status=503)
+    return web.Response(status=code, body=raw, content_type="application/json")
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    return await request.app[FORWARDER].handle(request)
+
+
+def make_app(settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.parse_limit + 1)
+    app[SETTINGS] = settings
+    app[LINK] = link or RecorderLink()
+    if sink is not None:
+        app[SINK_OVERRIDE] = sink
+    app.cleanup_ctx.append(_resources)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/_toolwatch/api/status", status)
+    app.router.add_get("/_toolwatch/api/{name:[a-z_/]+}", api_relay)
+    app.router.add_route("*", "/{upstream:[^/_][^/]*}{rest:(/.*)?}", forward)
+    return app

@@ -1,0 +1,104 @@
+"""Records stored in ClickHouse, one model per table.
+
+Every record id is derived from the exchange id (a UUIDv7 minted by the proxy), so parsing the same spool
+frame twice yields the same ids and a retried insert can be deduplicated.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LlmCall(_Record):
+    """One LLM call: a request and its response (or its failure)."""
+
+    call_id: UUID
+    ts: datetime
+    upstream: str
+    api: str
+    endpoint: str  # chat_completions | messages | other
+    method: str
+    path: str
+    model_requested: str | None = None
+    model_returned: str | None = None
+    model: str  # the returned model, else the requested one, else ""
+    stream: bool = False
+    status: int = 0
+    outcome: str = "ok"
+    error: str | None = None
+    # ok | parse_error | too_large | not_parsed
+    parse_status: str = "ok"
+    parse_error: str | None = None
+    finish_reason: str | None = None
+    response_id: str | None = None
+    input_tokens: int | None = None  # uncached input
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: float = 0.0
+    ttfb_ms: float | None = None
+    request_bytes: int = 0
+    response_bytes: int = 0
+    declared_tools: list[str] = Field(default_factory=list)
+    tool_schemas: list[str] = Field(default_factory=list)  # JSON Schema text per declared tool, "" if none
+    tool_call_count: int = 0
+    tool_result_count: int = 0
+    prior_tool_call_ids: list[str] = Field(default_factory=list)
+    message_count: int = 0
+    text_chars: int = 0
+    session_id: str = ""
+    agent: str = ""
+    user_id: str = ""
+    properties: dict[str, str] = Field(default_factory=dict)
+    request_id: str = ""  # the upstream's request id header
+
+
+class ToolCall(_Record):
+    """A tool call the model emitted. ``arguments`` is null when ``raw_arguments`` is not a JSON object."""
+
+    tool_call_uid: UUID
+    call_id: UUID
+    ts: datetime
+    upstream: str
+    model: str
+    session_id: str = ""
+    agent: str = ""
+    call_index: int
+    tool_call_id: str
+    name: str
+    raw_arguments: str
+    arguments: str | None = None  # compact JSON text of the parsed object
+
+
+class ToolResult(_Record):
+    """A tool result carried back by a request, recorded once per tool_call_id."""
+
+    result_uid: UUID
+    call_id: UUID  # the first request that carried it
+    ts: datetime
+    upstream: str
+    session_id: str = ""
+    agent: str = ""
+    tool_call_id: str
+    content: str  # truncated to the configured size
+    content_bytes: int  # size before truncation
+    truncated: bool = False
+    is_error: bool | None = None  # the provider's explicit flag (Anthropic is_error), else null
+
+
+class Body(_Record):
+    """Full request and response bodies, kept for a shorter TTL than the records."""
+
+    call_id: UUID
+    ts: datetime
+    request_body: bytes
+    response_body: bytes
+    request_truncated: bool = False
+    response_truncated: bool = False

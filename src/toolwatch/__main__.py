@@ -1,0 +1,3 @@
+from toolwatch.cli import main
+
+raise SystemExit(main())

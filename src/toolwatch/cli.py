@@ -1,0 +1,162 @@
+"""The ``toolwatch`` command line: serve, migrate, calls.
+
+Reading commands open the store themselves only when no running toolwatch holds it; otherwise they
+read through that server's ``/_toolwatch/api/`` (``--server``, else the one recorded beside the spool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from toolwatch.config import Settings, load_settings
+from toolwatch.errors import ConfigError, StoreError, StoreLockedError, ToolwatchError
+from toolwatch.logs import setup_logging
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="path of a toolwatch.toml (or TOOLWATCH_CONFIG)")
+    p.add_argument("--store", help="clickhouse-connect DSN: chdb:///abs/path or http(s)://user:pass@host:8123/db")
+
+
+def _reading(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--server", help="read through this running toolwatch (http://host:port)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="toolwatch", description="LLM tool-call reliability proxy")
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the proxy and its recorder")
+    _common(s)
+    s.add_argument("--host", help="listen address (default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="listen port (default 8787; 0 picks a free one)")
+    s.add_argument("--spool", help="spool directory (default beside the embedded store)")
+    m = sub.add_parser("migrate", help="apply the store's migrations")
+    _common(m)
+    c = sub.add_parser("calls", help="the most recent calls with their tool calls")
+    _reading(c)
+    c.add_argument("--last", type=int, default=20, help="how many calls (default 20)")
+    return ap
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "store", "spool")}
+    return load_settings(args.config, overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "migrate":
+            return _migrate(settings)
+        if args.command == "calls":
+            if not 1 <= args.last <= 10_000:
+                raise ConfigError("--last must be between 1 and 10000")
+            rows = read_api(settings, args.server, "calls", "recent_calls", {"last": args.last})
+            print(json.dumps(rows, indent=2) if args.json else format_calls(rows))
+            return 0
+    except ToolwatchError as e:
+        print(f"toolwatch: {e}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _serve(settings: Settings) -> int:
+    from toolwatch.serve import serve
+
+    setup_logging(settings.log_level, "proxy")
+    try:
+        import uvloop
+
+        return uvloop.run(serve(settings))
+    except ImportError:
+        return asyncio.run(serve(settings))
+
+
+def _migrate(settings: Settings) -> int:
+    from toolwatch.store.client import open_client
+    from toolwatch.store.migrate import migrate
+
+    client = open_client(settings.store, settings.database)
+    try:
+        ran = migrate(client, settings.ttl_days, settings.body_ttl_days)
+    finally:
+        client.close()
+    print(f"applied {len(ran)} migration(s)" + "".join(f"\n  {m.version:04d} {m.name}" for m in ran))
+    return 0
+
+
+def _server_url(settings: Settings, explicit: str | None) -> str:
+    if explicit:
+        return explicit.rstrip("/")
+    from toolwatch.serve import SERVER_FILE
+
+    try:
+        return str(json.loads((settings.spool_path / SERVER_FILE).read_text())["url"])
+    except (OSError, ValueError, KeyError):
+        return f"http://{settings.host}:{settings.port}"
+
+
+def http_get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode(errors="replace")[:500]
+        raise StoreError(f"{url.split('?')[0]} answered {e.code}: {detail}") from e
+    except (urllib.error.URLError, OSError) as e:
+        raise StoreError(f"cannot reach the toolwatch server at {url.split('?')[0]}: {e}") from e
+
+
+def read_api(settings: Settings, server: str | None, api_name: str, sql_name: str, params: dict[str, Any]) -> Any:
+    """Rows from the running server's read API, or from the store itself when no server holds it."""
+    query = urllib.parse.urlencode(params)
+    if server:
+        return http_get(f"{server.rstrip('/')}/_toolwatch/api/{api_name}?{query}")
+    from toolwatch.analyzers import runner
+    from toolwatch.store.client import open_client
+
+    try:
+        client = open_client(settings.store, settings.database)
+    except StoreLockedError:
+        return http_get(f"{_server_url(settings, None)}/_toolwatch/api/{api_name}?{query}")
+    try:
+        from toolwatch.store.migrate import migrate
+
+        migrate(client, settings.ttl_days, settings.body_ttl_days)
+        return runner.run(client, sql_name, **params)
+    finally:
+        client.close()
+
+
+def format_calls(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no calls recorded yet"
+    lines = []
+    for r in rows:
+        tokens = f"in={r.get('input_tokens')} out={r.get('output_tokens')}"
+        lines.append(
+            f"{r['ts'][:23]}  {r['upstream']}/{r['model'] or '?'}  {r['status']} {r['outcome']}"
+            f"  finish={r.get('finish_reason')}  {tokens}  {r['latency_ms']:.0f}ms"
+            + (f"  session={r['session_id']}" if r.get("session_id") else "")
+            + (f"  [{r['parse_status']}]" if r.get("parse_status") not in ("ok", "not_parsed") else "")
+        )
+        for index, call_id, name, raw, valid in r.get("tool_calls") or []:
+            args = raw if len(raw) <= 120 else raw[:117] + "..."
+            lines.append(f"    -> #{index} {name}({args}) id={call_id}" + ("" if valid else "  [arguments not a JSON object]"))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

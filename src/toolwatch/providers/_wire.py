@@ -1,0 +1,82 @@
+"""Small helpers shared by the provider parsers: JSON in and out, and type-checked field access.
+
+Wire JSON is untrusted, so every accessor returns None (or a default) for a value of the wrong type
+instead of raising; the parsers then decide what to note in ``errors``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+__all__ = ["as_dict", "as_int", "as_list", "as_str", "compact_json", "error_fields", "loads", "snippet"]
+
+_MISSING = object()
+
+
+def loads(data: bytes | str) -> tuple[Any, str | None]:
+    """Parse JSON; return ``(value, None)`` or ``(None, problem)``. Never raises."""
+    try:
+        return orjson.loads(data), None
+    except orjson.JSONDecodeError as exc:
+        problem = str(exc)
+    # orjson refuses integers beyond 64 bits, which are valid JSON; the standard library takes them
+    try:
+        return json.loads(data), None
+    except (ValueError, RecursionError):
+        return None, problem
+
+
+def compact_json(value: object) -> str:
+    """Serialise compactly (no spaces, keys in their original order, non-ASCII kept as is)."""
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def as_dict(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_int(value: object) -> int | None:
+    """A JSON integer (booleans are not integers here)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def error_fields(obj: dict[str, Any]) -> tuple[str | None, str | None] | None:
+    """``(type, message)`` of a provider error object ``{"error": {...}}``, or None if there is none.
+
+    The type is ``error.type``, falling back to ``error.code`` (OpenAI sets one or both); an ``error``
+    that is a bare string is taken as the message.
+    """
+    err = obj.get("error", _MISSING)
+    if err is _MISSING or err is None:
+        return None
+    if isinstance(err, str):
+        return None, err
+    detail = as_dict(err)
+    if detail is None:
+        return None, compact_json(err)
+    kind = as_str(detail.get("type")) or as_str(detail.get("code"))
+    code = detail.get("code")
+    if kind is None and as_int(code) is not None:
+        kind = str(code)
+    return kind, as_str(detail.get("message"))
+
+
+def snippet(text: str | bytes, limit: int = 80) -> str:
+    """A short, printable excerpt of bad input for an ``errors`` entry."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -1,0 +1,67 @@
+"""Which parser handles an exchange: endpoint names, and one registry entry per endpoint.
+
+``endpoint_for(api, path)`` names the endpoint from the path's ending (so a base-URL prefix such as
+``/openai/v1`` or an Azure deployment path does not matter, and the query string is ignored). The name
+then selects a ``_Endpoint`` in ``ENDPOINTS``: a request parser and a response parser factory for each
+transport. Supporting another API (OpenAI Responses, Gemini, Azure) means adding a suffix to ``_ROUTES``
+and an entry to ``ENDPOINTS``; nothing else dispatches on provider names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from toolwatch.providers import anthropic_messages, openai_chat
+from toolwatch.providers.base import ParsedRequest, ResponseParser
+
+__all__ = ["ENDPOINTS", "Endpoint", "endpoint_for", "parse_request", "response_parser"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    parse_request: Callable[[bytes], ParsedRequest]
+    json_parser: Callable[[], ResponseParser]
+    stream_parser: Callable[[], ResponseParser]
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "chat_completions": Endpoint(
+        openai_chat.parse_request, openai_chat.ChatCompletionParser, openai_chat.ChatCompletionStreamParser
+    ),
+    "messages": Endpoint(
+        anthropic_messages.parse_request,
+        anthropic_messages.MessagesParser,
+        anthropic_messages.MessagesStreamParser,
+    ),
+}
+
+# api -> (path suffix, endpoint name); the first suffix that matches wins
+_ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
+    "openai": (("/chat/completions", "chat_completions"),),
+    "anthropic": (("/messages", "messages"),),
+}
+
+
+def endpoint_for(api: str, path: str) -> str | None:
+    """The endpoint name for a request path of ``api``, or None if no parser is registered for it."""
+    path = path.partition("?")[0].partition("#")[0].rstrip("/")
+    for suffix, name in _ROUTES.get(api, ()):
+        if path.endswith(suffix):
+            return name
+    return None
+
+
+def parse_request(endpoint: str, body: bytes) -> ParsedRequest:
+    """Parse a request body with the endpoint's parser; an unknown endpoint gives ``error`` set."""
+    entry = ENDPOINTS.get(endpoint)
+    if entry is None:
+        return ParsedRequest(error=f"no parser registered for endpoint {endpoint!r}")
+    return entry.parse_request(body)
+
+
+def response_parser(endpoint: str, streamed: bool) -> ResponseParser:
+    """A fresh response parser for one exchange. Raises KeyError for an unregistered endpoint, which
+    is a programming error: callers get endpoint names from ``endpoint_for``."""
+    entry = ENDPOINTS[endpoint]
+    return entry.stream_parser() if streamed else entry.json_parser()

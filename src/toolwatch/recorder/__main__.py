@@ -1,0 +1,3 @@
+from toolwatch.recorder.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Turn one spool frame into records. The only place records are built (redaction will hook in here).
+
+Pure: bytes and an Exchange in, typed records out. Parsing problems never raise: the call is still
+recorded, with ``parse_status`` and ``parse_error`` saying what went wrong.
+"""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+import zlib
+from dataclasses import dataclass, field
+
+import orjson
+
+from toolwatch.providers import registry
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
+from toolwatch.schemas.exchange import Exchange
+from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
+from toolwatch.spool.frame import Frame
+
+# Record ids derive from the exchange id so a frame parsed twice gives the same ids.
+_NS_TOOL_CALL = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a01")
+_NS_RESULT = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a02")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    result_max_bytes: int = 64 * 1024
+    store_bodies: bool = True
+
+
+@dataclass
+class Built:
+    call: LlmCall
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    body: Body | None = None
+
+
+def decode_body(data: bytes, encoding: str | None) -> bytes:
+    """Undo a response's content-encoding (the proxy forwards it still encoded)."""
+    enc = (encoding or "").strip().lower()
+    if not enc or enc == "identity" or not data:
+        return data
+    if enc == "gzip":
+        return gzip.decompress(data)
+    if enc == "deflate":
+        try:
+            return zlib.decompress(data)
+        except zlib.error:
+            return zlib.decompress(data, -zlib.MAX_WBITS)
+    if enc == "br":
+        import brotli  # type: ignore[import-not-found]  # optional, installed with aiohttp[speedups]
+
+        return bytes(brotli.decompress(data))
+    if enc == "zstd":
+        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+
+        return bytes(zstd.decompress(data))
+    raise ValueError(f"unsupported content-encoding {enc!r}")
+
+
+def _truncate(text: str, limit: int) -> tuple[str, int, bool]:
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text, len(raw), False
+    return raw[:limit].decode(errors="ignore"), len(raw), True
+
+
+def _arguments(raw: str) -> str | None:
+    """Compact JSON of the arguments when they are a JSON object, else None (raw text is kept apart)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return orjson.dumps(value).decode() if isinstance(value, dict) else None
+
+
+def _parse(ex: Exchange, endpoint: str, frame: Frame) -> tuple[ParsedRequest, ParsedResponse, str, str | None]:
+    if ex.request_truncated or ex.response_truncated:
+        return ParsedRequest(), ParsedResponse(), "too_large", "body larger than the parse limit"
+    req = registry.parse_request(endpoint, frame.request)
+    notes: list[str] = []
+    if req.error:
+        notes.append(f"request: {req.error}")
+    resp = ParsedResponse()
+    if frame.response:
+        try:
+            body = decode_body(frame.response, ex.response_content_encoding)
+        except (OSError, ValueError, zlib.error, ImportError) as e:
+            notes.append(f"response: cannot decode {ex.response_content_encoding}: {e}")
+            body = b""
+        streamed = (ex.response_content_type or "").startswith("text/event-stream")
+        parser = registry.response_parser(endpoint, streamed)
+        parser.feed(body)
+        resp = parser.finish()
+        if resp.errors and ex.outcome == "ok":
+            notes.append("response: " + "; ".join(resp.errors[:5]))
+    status = "parse_error" if notes else "ok"
+    return req, resp, status, "; ".join(notes) or None
+
+
+def build(frame: Frame, opts: BuildOptions) -> Built:
+    ex = frame.exchange
+    endpoint = registry.endpoint_for(ex.api, ex.path)
+    if endpoint is None:
+        req, resp, parse_status, parse_error = ParsedRequest(), ParsedResponse(), "not_parsed", None
+    else:
+        req, resp, parse_status, parse_error = _parse(ex, endpoint, frame)
+    model = resp.model or req.model or ""
+    common = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
+    call = LlmCall(
+        call_id=ex.id,
+        ts=ex.started_at,
+        upstream=ex.upstream,
+        api=ex.api,
+        endpoint=endpoint or "other",
+        method=ex.method,
+        path=ex.path,
+        model_requested=req.model,
+        model_returned=resp.model,
+        model=model,
+        stream=req.stream,
+        status=ex.status,
+        outcome=ex.outcome,
+        error=ex.error or resp.error_message,
+        parse_status=parse_status,
+        parse_error=parse_error,
+        finish_reason=resp.finish_reason,
+        response_id=resp.response_id,
+        input_tokens=resp.usage.input_uncached,
+        cache_read_tokens=resp.usage.cache_read,
+        cache_write_tokens=resp.usage.cache_write,
+        output_tokens=resp.usage.output,
+        latency_ms=ex.latency_ms,
+        ttfb_ms=ex.ttfb_ms,
+        request_bytes=ex.request_size,
+        response_bytes=ex.response_size,
+        declared_tools=[t.name for t in req.tools],
+        tool_schemas=[t.schema_json or "" for t in req.tools],
+        tool_call_count=len(resp.tool_calls),
+        tool_result_count=len(req.tool_results),
+        prior_tool_call_ids=list(req.prior_tool_call_ids),
+        message_count=req.message_count,
+        text_chars=len(resp.text),
+        user_id=ex.user_id or "",
+        properties=dict(ex.properties),
+        request_id=ex.response_headers.get("x-request-id") or ex.response_headers.get("request-id") or "",
+        **common,
+    )
+    built = Built(call)
+    for tc in resp.tool_calls:
+        built.tool_calls.append(_tool_call(ex, model, tc, common))
+    for tr in req.tool_results:
+        content, size, truncated = _truncate(tr.content, opts.result_max_bytes)
+        built.tool_results.append(
+            ToolResult(
+                result_uid=uuid.uuid5(_NS_RESULT, f"{ex.upstream}\x00{tr.tool_call_id}"),
+                call_id=ex.id,
+                ts=ex.started_at,
+                upstream=ex.upstream,
+                tool_call_id=tr.tool_call_id,
+                content=content,
+                content_bytes=size,
+                truncated=truncated,
+                is_error=tr.is_error,
+                **common,
+            )
+        )
+    if opts.store_bodies and endpoint is not None:
+        built.body = Body(
+            call_id=ex.id,
+            ts=ex.started_at,
+            request_body=frame.request,
+            response_body=frame.response,
+            request_truncated=ex.request_truncated,
+            response_truncated=ex.response_truncated,
+        )
+    return built
+
+
+def _tool_call(ex: Exchange, model: str, tc: ToolCallOut, common: dict[str, str]) -> ToolCall:
+    return ToolCall(
+        tool_call_uid=uuid.uuid5(_NS_TOOL_CALL, f"{ex.id}\x00{tc.index}"),
+        call_id=ex.id,
+        ts=ex.started_at,
+        upstream=ex.upstream,
+        model=model,
+        call_index=tc.index,
+        tool_call_id=tc.id,
+        name=tc.name,
+        raw_arguments=tc.raw_arguments,
+        arguments=_arguments(tc.raw_arguments),
+        **common,
+    )

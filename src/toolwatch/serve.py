@@ -1,0 +1,137 @@
+"""``toolwatch serve``: the proxy in this process, the recorder in a supervised child process.
+
+Shutdown order on SIGTERM/SIGINT: stop accepting, let in-flight requests finish, flush and seal the
+spool, then tell the recorder to drain the spool into the store (bounded by ``shutdown_timeout``).
+Whatever is not stored by then stays in the spool for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from toolwatch.config import Settings
+from toolwatch.proxy.app import AccessLogger, RecorderLink, make_app
+
+log = logging.getLogger("toolwatch.serve")
+SERVER_FILE = "server.json"
+
+
+class RecorderSupervisor:
+    """Starts the recorder, restarts it when it dies, and stops it last."""
+
+    def __init__(self, settings: Settings, link: RecorderLink) -> None:
+        self.settings = settings
+        self.link = link
+        self.proc: asyncio.subprocess.Process | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder-supervisor")
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "toolwatch.recorder",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True,
+            )
+            self.proc = proc
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(self.settings.model_dump_json().encode())
+            await proc.stdin.drain()
+            proc.stdin.close()
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), timeout=120.0)
+                port = int(orjson.loads(line)["port"])
+            except (TimeoutError, ValueError, KeyError, TypeError):
+                log.error("recorder did not report ready; restarting it")
+                proc.kill()
+                port = 0
+            if port:
+                self.link.url = f"http://127.0.0.1:{port}"
+                self.link.alive = True
+                log.info("recorder running (pid %d)", proc.pid)
+                backoff = 0.5
+            await proc.stdout.read()  # until the recorder exits; it prints nothing more
+            rc = await proc.wait()
+            self.link.alive = False
+            self.link.url = None
+            if self._stopping:
+                break
+            self.link.restarts += 1
+            log.error("recorder exited with code %s; restarting in %.1fs", rc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=self.settings.shutdown_timeout + 10.0)
+            except TimeoutError:
+                log.error("recorder did not stop in time; killing it (its spool stays for the next start)")
+                proc.kill()
+                await proc.wait()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def serve(settings: Settings) -> int:
+    link = RecorderLink()
+    app = make_app(settings, link)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("toolwatch.access") if settings.access_log else None,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
+    supervisor = RecorderSupervisor(settings, link)
+    supervisor.start()
+    server_file = settings.spool_path / SERVER_FILE
+    _write_server_file(server_file, url)
+    log.info("toolwatch listening on %s (store %s)", url, _safe_dsn(settings.store))
+    print(f"toolwatch listening on {url}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight requests")
+    await runner.cleanup()
+    log.info("proxy stopped; draining the spool into the store")
+    await supervisor.stop()
+    with contextlib.suppress(FileNotFoundError):
+        server_file.unlink()
+    log.info("stopped")
+    return 0
+
+
+def _write_server_file(path: Path, url: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps({"url": url, "pid": os.getpid()}))
+
+
+def _safe_dsn(dsn: str) -> str:
+    """The DSN without its user and password."""
+    scheme, sep, rest = dsn.partition("://")
+    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}"

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Harness, test_settings
+from toolwatch.testing.upstreams import FakeUpstream
+
+
+@pytest.fixture(scope="session")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedded store path for the whole test process (chdb opens one path per process)."""
+    return tmp_path_factory.mktemp("chdb") / "store"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+async def tw(store_path: Path, tmp_path: Path, fake: FakeUpstream) -> AsyncIterator[Harness]:
+    """toolwatch in process, both built-in upstreams pointed at the fake."""
+    h = Harness(test_settings(store_path, tmp_path / "spool", fake.url))
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.close()
