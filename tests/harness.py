@@ -8,12 +8,16 @@ restarts, the CLI) start it as a subprocess instead.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from toolwatch.config import Settings, load_settings
@@ -108,3 +112,112 @@ class Harness:
             await self.runner.cleanup()
         await self.stop_recorder()
         self.store.close()
+
+
+class ServeProcess:
+    """``toolwatch serve`` as a subprocess, the way users run it (proxy + supervised recorder process)."""
+
+    def __init__(self, data: Path, upstream_url: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.data = data
+        self.store = f"chdb://{data / 'store'}"
+        self.args = args
+        self.env = {
+            **os.environ,
+            "TOOLWATCH_UPSTREAM_OPENAI_URL": upstream_url,
+            "TOOLWATCH_UPSTREAM_ANTHROPIC_URL": upstream_url,
+            "TOOLWATCH_BATCH_INTERVAL": "0.1",
+            "TOOLWATCH_SEGMENT_MAX_AGE": "0.2",
+            "TOOLWATCH_SHUTDOWN_TIMEOUT": "10",
+            **(env or {}),
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+        self.stderr = b""
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> ServeProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "toolwatch", "serve", "--port", "0", "--store", self.store,
+            "--spool", str(self.data / "spool"), *self.args,
+            env=self.env, cwd=str(self.data), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        assert line.startswith(b"toolwatch listening on "), line
+        self.url = line.decode().split()[-1]
+        self._stderr_task = asyncio.get_running_loop().create_task(self._collect_stderr())
+        return self
+
+    async def _collect_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            self.stderr += line
+
+    async def get(self, path: str) -> Any:
+        async with aiohttp.ClientSession() as s, s.get(self.url + path) as r:
+            return r.status, await r.json()
+
+    async def status(self) -> dict[str, Any]:
+        return (await self.get("/_toolwatch/api/status"))[1]  # type: ignore[no-any-return]
+
+    async def wait_for(self, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        st: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            st = await self.status()
+            if predicate(st):
+                return st
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"condition not met; last status {st}; stderr:\n{self.stderr.decode()[-3000:]}")
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        rc = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self._stderr_task is not None:
+            await self._stderr_task
+        return rc
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._stderr_task is not None:
+            await self._stderr_task
+
+
+async def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "toolwatch", *args, cwd=str(cwd) if cwd else None,
+        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+class StoreHolder:
+    """Another process holding an embedded store path open: toolwatch finds the store locked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> StoreHolder:
+        code = (
+            "import sys, clickhouse_connect; c = clickhouse_connect.get_client(dsn=sys.argv[1]);"
+            " print('held', flush=True); sys.stdin.read()"
+        )
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, f"chdb://{self.path}",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert self.proc.stdout is not None
+        assert (await asyncio.wait_for(self.proc.stdout.readline(), 60)).strip() == b"held"
+        return self
+
+    async def release(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            await asyncio.wait_for(self.proc.wait(), 30)

@@ -100,10 +100,10 @@ def _migrate(settings: Settings) -> int:
 def _server_url(settings: Settings, explicit: str | None) -> str:
     if explicit:
         return explicit.rstrip("/")
-    from toolwatch.serve import SERVER_FILE
+    from toolwatch.serve import server_file
 
     try:
-        return str(json.loads((settings.spool_path / SERVER_FILE).read_text())["url"])
+        return str(json.loads(server_file(settings).read_text())["url"])
     except (OSError, ValueError, KeyError):
         return f"http://{settings.host}:{settings.port}"
 

@@ -50,6 +50,7 @@ class Settings(BaseModel):
     port: int = Field(8787, ge=0, le=65535)
     store: str = ""  # clickhouse-connect DSN; "" means chdb://<cwd>/toolwatch-data/store
     database: str = "toolwatch"
+    store_timeout: float = Field(30.0, gt=0)  # connect and per-request timeout for a ClickHouse server
     spool: str = ""  # "" means beside the embedded store (<store path>.spool)
     upstreams: dict[str, Upstream] = Field(default_factory=dict)
     connect_timeout: float = Field(10.0, gt=0)

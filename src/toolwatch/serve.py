@@ -18,11 +18,20 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from toolwatch.config import Settings
+from toolwatch.config import Settings, chdb_path
 from toolwatch.proxy.app import AccessLogger, RecorderLink, make_app
 
 log = logging.getLogger("toolwatch.serve")
-SERVER_FILE = "server.json"
+
+
+def server_file(settings: Settings) -> Path:
+    """Where a running server leaves its URL: beside the embedded store it holds (else in the spool), so
+    a reading command that finds the store locked knows whom to ask."""
+    path = chdb_path(settings.store)
+    if path is not None:
+        p = Path(path)
+        return p.with_name(p.name + ".server.json")
+    return settings.spool_path / "server.json"
 
 
 class RecorderSupervisor:
@@ -54,9 +63,11 @@ class RecorderSupervisor:
                 line = await asyncio.wait_for(proc.stdout.readline(), timeout=120.0)
                 port = int(orjson.loads(line)["port"])
             except (TimeoutError, ValueError, KeyError, TypeError):
-                log.error("recorder did not report ready; restarting it")
-                proc.kill()
                 port = 0
+                if not self._stopping:
+                    log.error("recorder did not report ready; restarting it")
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
             if port:
                 self.link.url = f"http://127.0.0.1:{port}"
                 self.link.alive = True
@@ -106,8 +117,8 @@ async def serve(settings: Settings) -> int:
     url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
     supervisor = RecorderSupervisor(settings, link)
     supervisor.start()
-    server_file = settings.spool_path / SERVER_FILE
-    _write_server_file(server_file, url)
+    info = server_file(settings)
+    _write_server_file(info, url)
     log.info("toolwatch listening on %s (store %s)", url, _safe_dsn(settings.store))
     print(f"toolwatch listening on {url}", flush=True)
 
@@ -121,7 +132,7 @@ async def serve(settings: Settings) -> int:
     log.info("proxy stopped; draining the spool into the store")
     await supervisor.stop()
     with contextlib.suppress(FileNotFoundError):
-        server_file.unlink()
+        info.unlink()
     log.info("stopped")
     return 0
 

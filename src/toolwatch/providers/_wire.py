@@ -11,7 +11,19 @@ from typing import Any
 
 import orjson
 
-__all__ = ["as_dict", "as_int", "as_list", "as_str", "compact_json", "error_fields", "loads", "snippet"]
+from toolwatch.providers.base import ParsedResponse, ToolCallOut
+
+__all__ = [
+    "BufferedBody",
+    "as_dict",
+    "as_int",
+    "as_list",
+    "as_str",
+    "compact_json",
+    "error_fields",
+    "loads",
+    "snippet",
+]
 
 _MISSING = object()
 
@@ -80,3 +92,23 @@ def snippet(text: str | bytes, limit: int = 80) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+class BufferedBody:
+    """Base of the non-streamed parsers: ``feed`` only buffers, ``finish`` parses the whole body."""
+
+    def __init__(self) -> None:
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> list[ToolCallOut]:
+        self._body += chunk
+        return []
+
+    def _load(self) -> dict[str, Any] | ParsedResponse:
+        """The body as a JSON object, or the (incomplete) result to return when it is not one."""
+        obj, problem = loads(bytes(self._body))
+        if problem is not None:
+            return ParsedResponse(errors=(f"response body is not JSON: {problem}",))
+        if not isinstance(obj, dict):
+            return ParsedResponse(errors=("response body is not a JSON object",))
+        return obj

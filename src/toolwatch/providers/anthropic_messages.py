@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toolwatch.providers._wire import (
+    BufferedBody,
     as_dict,
     as_int,
     as_list,
@@ -119,23 +120,13 @@ def parse_usage(value: object, base: Usage | None = None) -> Usage | None:
     return replace(base or Usage(), **{k: v for k, v in found.items() if v is not None})
 
 
-class MessagesParser:
+class MessagesParser(BufferedBody):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
-    def __init__(self) -> None:
-        self._body = bytearray()
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        self._body += chunk
-        return []
-
     def finish(self) -> ParsedResponse:
-        obj, problem = loads(bytes(self._body))
-        if problem is not None:
-            return ParsedResponse(errors=(f"response body is not JSON: {problem}",))
-        resp = as_dict(obj)
-        if resp is None:
-            return ParsedResponse(errors=("response body is not a JSON object",))
+        resp = self._load()
+        if isinstance(resp, ParsedResponse):
+            return resp
         errors: list[str] = []
         err = error_fields(resp)
         if err is None and resp.get("type", "message") != "message":
@@ -214,10 +205,7 @@ class MessagesStreamParser:
         done: list[ToolCallOut] = []
         for event in self._sse.flush():
             self._event(event.event, event.data, done)
-        if self._sse.unterminated_event:
-            self._errors.append("the last event was not followed by a blank line")
-        if self._sse.dropped_lines:
-            self._errors.append(f"{self._sse.dropped_lines} over-long SSE line(s) dropped")
+        self._errors += self._sse.notes()
         for block in self._calls:
             if not block.stopped:
                 self._errors.append(f"tool call {block.ordinal} has no content_block_stop")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolwatch.providers._wire import (
+    BufferedBody,
     as_dict,
     as_int,
     as_list,
@@ -122,23 +123,13 @@ def _call_parts(call: dict[str, Any]) -> tuple[str | None, str | None]:
     return as_str(fn.get("name")), as_str(args)
 
 
-class ChatCompletionParser:
+class ChatCompletionParser(BufferedBody):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
-    def __init__(self) -> None:
-        self._body = bytearray()
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        self._body += chunk
-        return []
-
     def finish(self) -> ParsedResponse:
-        obj, problem = loads(bytes(self._body))
-        if problem is not None:
-            return ParsedResponse(errors=(f"response body is not JSON: {problem}",))
-        resp = as_dict(obj)
-        if resp is None:
-            return ParsedResponse(errors=("response body is not a JSON object",))
+        resp = self._load()
+        if isinstance(resp, ParsedResponse):
+            return resp
         errors: list[str] = []
         err = error_fields(resp)
         choices = as_list(resp.get("choices"))
@@ -214,10 +205,7 @@ class ChatCompletionStreamParser:
         for event in self._sse.flush():
             self._event(event.event, event.data, done)
         self._close_calls(None, done)
-        if self._sse.unterminated_event:
-            self._errors.append("the last event was not followed by a blank line")
-        if self._sse.dropped_lines:
-            self._errors.append(f"{self._sse.dropped_lines} over-long SSE line(s) dropped")
+        self._errors += self._sse.notes()
         if not self._done:
             self._errors.append("stream ended before data: [DONE]")
         return ParsedResponse(

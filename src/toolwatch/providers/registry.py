@@ -3,7 +3,7 @@
 ``endpoint_for(api, path)`` names the endpoint from the path's ending (so a base-URL prefix such as
 ``/openai/v1`` or an Azure deployment path does not matter, and the query string is ignored). The name
 then selects a ``_Endpoint`` in ``ENDPOINTS``: a request parser and a response parser factory for each
-transport. Supporting another API (OpenAI Responses, Gemini, Azure) means adding a suffix to ``_ROUTES``
+transport. Supporting another API (OpenAI Responses, Gemini, Azure) means adding a suffix to ``ROUTES``
 and an entry to ``ENDPOINTS``; nothing else dispatches on provider names.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from toolwatch.providers import anthropic_messages, openai_chat
 from toolwatch.providers.base import ParsedRequest, ResponseParser
 
-__all__ = ["ENDPOINTS", "Endpoint", "endpoint_for", "parse_request", "response_parser"]
+__all__ = ["ENDPOINTS", "ROUTES", "Endpoint", "endpoint_for", "parse_request", "response_parser"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 
 # api -> (path suffix, endpoint name); the first suffix that matches wins
-_ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
+ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
     "openai": (("/chat/completions", "chat_completions"),),
     "anthropic": (("/messages", "messages"),),
 }
@@ -46,7 +46,7 @@ _ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
 def endpoint_for(api: str, path: str) -> str | None:
     """The endpoint name for a request path of ``api``, or None if no parser is registered for it."""
     path = path.partition("?")[0].partition("#")[0].rstrip("/")
-    for suffix, name in _ROUTES.get(api, ()):
+    for suffix, name in ROUTES.get(api, ()):
         if path.endswith(suffix):
             return name
     return None

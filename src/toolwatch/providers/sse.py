@@ -108,6 +108,15 @@ class SSEDecoder:
         self._event_type = ""
         return events
 
+    def notes(self) -> list[str]:
+        """Problems worth recording once the stream is over (for a parser's ``errors``)."""
+        notes = []
+        if self.unterminated_event:
+            notes.append("the last event was not followed by a blank line")
+        if self.dropped_lines:
+            notes.append(f"{self.dropped_lines} over-long SSE line(s) dropped")
+        return notes
+
     def _drop_line(self) -> None:
         self.dropped_lines += 1
         self._event_spoiled = True

@@ -6,6 +6,7 @@ The proxy relays ``/_toolwatch/api/<name>`` here. Queries run in a worker thread
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -51,6 +52,7 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "recorder_alive": True,
+            "recorder_pid": os.getpid(),
             "recorder_uptime_s": round(time.monotonic() - request.app[STARTED], 3),
             "store_reachable": store.reachable,
             "store_errors": s.write_errors,

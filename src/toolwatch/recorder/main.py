@@ -64,7 +64,7 @@ def work(recorder: Recorder, store: StoreHandle, stop: threading.Event, settings
     recorder.run(stop, settings.shutdown_timeout)
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, early_stop: threading.Event | None = None) -> int:
     spool = settings.spool_path
     spool.mkdir(parents=True, exist_ok=True)
     store = StoreHandle(settings)
@@ -91,6 +91,8 @@ async def serve(settings: Settings) -> int:
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    if early_stop is not None and early_stop.is_set():
+        stopping.set()
     parent = os.getppid()
     while not stopping.is_set():
         try:
@@ -112,11 +114,9 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
-def main() -> int:
+def main(early_stop: threading.Event | None = None) -> int:
     settings = Settings.model_validate_json(sys.stdin.read())
     setup_logging(settings.log_level, "recorder")
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, early_stop))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())

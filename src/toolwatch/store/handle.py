@@ -35,7 +35,7 @@ class StoreHandle:
         with self.lock:
             if self._client is None:
                 s = self.settings
-                client = open_client(s.store, s.database, **_timeouts(s.store))
+                client = open_client(s.store, s.database, **_timeouts(s.store, s.store_timeout))
                 try:
                     migrate(client, s.ttl_days, s.body_ttl_days)
                 except Exception as e:
@@ -69,7 +69,7 @@ class StoreHandle:
                 self._client = None
 
 
-def _timeouts(dsn: str) -> dict[str, int]:
+def _timeouts(dsn: str, seconds: float) -> dict[str, float]:
     if dsn.startswith(("http://", "https://")):
-        return {"connect_timeout": 5, "send_receive_timeout": 30}
+        return {"connect_timeout": seconds, "send_receive_timeout": seconds}
     return {}

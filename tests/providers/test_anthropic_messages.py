@@ -1,0 +1,464 @@
+"""Anthropic Messages parsers, against the recorded samples in tests/fixtures/anthropic_messages/ (their
+README says what each one is). Expected values below are read off the samples by hand; the SDK tests
+check that the official ``anthropic`` SDK reads the same samples the same way."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import jiter
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolwatch.providers.anthropic_messages import (
+    MessagesParser,
+    MessagesStreamParser,
+    parse_request,
+    parse_usage,
+)
+from toolwatch.providers.base import ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
+
+from .helpers import bytewise, events_of, fixture, mock_http, replay, split_at, two_piece_splits
+
+FUZZ = settings(max_examples=200, deadline=None)
+STREAMS = [
+    "stream_text.sse",
+    "stream_tool_use.sse",
+    "stream_parallel_tool_use.sse",
+    "stream_multibyte.sse",
+    "stream_overloaded_error.sse",
+    "stream_broken_off.sse",
+]
+BODIES = ["text.json", "tool_use.json", "parallel_tool_use.json"]
+
+
+def stream(name: str) -> bytes:
+    return fixture("anthropic_messages", name)
+
+
+def parse_stream(data: bytes) -> tuple[list[ToolCallOut], ParsedResponse]:
+    return replay(MessagesStreamParser, [data])
+
+
+def parse_body(data: bytes) -> ParsedResponse:
+    return replay(MessagesParser, [data])[1]
+
+
+# --- streams: what they contain -----------------------------------------------------------------
+
+
+def test_stream_text() -> None:
+    reported, result = parse_stream(stream("stream_text.sse"))
+    assert reported == [] and result.tool_calls == ()
+    assert result.text == "Here are three primary colors: red, yellow, and blue."
+    assert (result.model, result.response_id) == (
+        "claude-sonnet-4-5-20250929",
+        "msg_01Sx4Bq8Lz9WnD2eVk7GmT3p",
+    )
+    assert result.finish_reason == "end_turn"
+    # input and cache counts from message_start, output from message_delta (15 replaces the start's 1)
+    assert result.usage == Usage(input_uncached=25, cache_read=0, cache_write=0, output=15)
+    assert (result.complete, result.errors, result.skipped) == (True, (), 0)
+
+
+def test_stream_tool_use() -> None:
+    reported, result = parse_stream(stream("stream_tool_use.sse"))
+    call = ToolCallOut(
+        0,
+        "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+        "get_weather",
+        '{"location": "San Francisco, CA", "unit": "fahrenheit"}',
+    )
+    assert reported == [call] and result.tool_calls == (call,)
+    assert result.text == "Okay, let's check the weather for San Francisco, CA:"
+    assert result.usage == Usage(input_uncached=472, cache_read=1024, cache_write=0, output=89)
+    assert result.finish_reason == "tool_use" and result.complete
+
+
+def test_stream_parallel_tool_use_and_a_tool_without_parameters() -> None:
+    reported, result = parse_stream(stream("stream_parallel_tool_use.sse"))
+    expected = [
+        ToolCallOut(0, "toolu_01Gq2XwN8fVb5Jm3Kt7Rp9Ys", "get_weather", '{"location": "Boston, MA"}'),
+        ToolCallOut(1, "toolu_01Wz4Hc7Lm1Tn9Qv6Bx3Dj8E", "get_weather", '{"location": "Seattle, WA"}'),
+        ToolCallOut(2, "toolu_01Mb6Pk2Sd9Yf4Rx1Nw7Ve3C", "get_current_time", "{}"),  # only "" was streamed
+    ]
+    assert reported == expected and result.tool_calls == tuple(expected)
+    assert result.usage == Usage(input_uncached=1203, cache_read=0, cache_write=2048, output=131)
+
+
+def test_calls_are_reported_at_their_content_block_stop() -> None:
+    parser = MessagesStreamParser()
+    seen = 0
+    for piece in events_of(stream("stream_parallel_tool_use.sse")):
+        for call in parser.feed(piece):
+            assert piece.startswith(b"event: content_block_stop")
+            assert call.index == seen
+            seen += 1
+    assert seen == 3
+
+
+def test_stream_multibyte() -> None:
+    _, result = parse_stream(stream("stream_multibyte.sse"))
+    assert result.text == "東京の天気を確認します 🌤️…"
+    assert result.tool_calls == (
+        ToolCallOut(
+            0, "toolu_01Rk5Nw2Qs8Lv3Ht6Jx9Mb4P", "get_weather", '{"city": "東京", "note": "☔ 傘を持って🌂"}'
+        ),
+    )
+    assert result.model == "claude-haiku-4-5-20251001"
+
+
+def test_stream_overloaded_error() -> None:
+    _, result = parse_stream(stream("stream_overloaded_error.sse"))
+    assert (result.error_type, result.error_message) == ("overloaded_error", "Overloaded")
+    assert result.text == "Let me" and not result.complete
+    assert result.errors == ("stream ended before message_stop",)
+
+
+def test_stream_broken_off_mid_arguments() -> None:
+    reported, result = parse_stream(stream("stream_broken_off.sse"))
+    assert reported == []
+    assert result.tool_calls == (
+        ToolCallOut(
+            0,
+            "toolu_01Tg3Yh6Uj9Ik2Ol5Pz8Xc1V",
+            "write_file",
+            '{"path": "notes.md", "content": "# Meeting\\n- agenda',
+        ),
+    )
+    assert not result.complete and result.finish_reason is None
+    assert any("content_block_stop" in e for e in result.errors)
+    assert any("message_stop" in e for e in result.errors)
+
+
+# --- streams: any split gives the same result --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_split_at_every_offset_and_bytewise(name: str) -> None:
+    data = stream(name)
+    expected = parse_stream(data)
+    for pieces in two_piece_splits(data):
+        assert replay(MessagesStreamParser, pieces) == expected, len(pieces[0])
+    assert replay(MessagesStreamParser, bytewise(data)) == expected
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_crlf_line_ends_give_the_same_result(name: str) -> None:
+    crlf = stream(name).replace(b"\n", b"\r\n")
+    assert replay(MessagesStreamParser, split_at(crlf, range(0, len(crlf), 5))) == parse_stream(stream(name))
+
+
+@FUZZ
+@given(name=st.sampled_from(STREAMS), cuts=st.lists(st.integers(0, 4000), max_size=12))
+def test_random_splits(name: str, cuts: list[int]) -> None:
+    data = stream(name)
+    assert replay(MessagesStreamParser, split_at(data, cuts)) == parse_stream(data)
+
+
+@FUZZ
+@given(name=st.sampled_from(STREAMS), garbage=st.binary(max_size=300), cuts=st.lists(st.integers(0, 4000)))
+def test_garbage_appended_never_raises(name: str, garbage: bytes, cuts: list[int]) -> None:
+    data = stream(name)
+    _, clean = parse_stream(data)
+    reported, result = replay(MessagesStreamParser, split_at(data + garbage, cuts))
+    if clean.complete:  # everything after message_stop is ignored
+        assert result.tool_calls == clean.tool_calls and result.usage == clean.usage
+        assert reported == list(clean.tool_calls) and result.complete
+
+
+@FUZZ
+@given(data=st.binary(max_size=500), cuts=st.lists(st.integers(0, 500), max_size=8))
+def test_random_bytes_never_raise(data: bytes, cuts: list[int]) -> None:
+    assert replay(MessagesStreamParser, split_at(data, cuts)) == parse_stream(data)
+
+
+WRONG_SHAPES = [
+    b'{"type":"message_start","message":[]}',
+    b'{"type":"message_start","message":{"usage":{"input_tokens":"many","output_tokens":true}}}',
+    b'{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":5,"input":null}}',
+    b'{"type":"content_block_start","index":"0","content_block":7}',
+    b'{"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":""}}',
+    b'{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":3}}',
+    b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}',
+    b'{"type":"content_block_delta","index":9,"delta":null}',
+    b'{"type":"content_block_stop","index":0}',
+    b'{"type":"message_delta","delta":"x","usage":{"output_tokens":-1}}',
+    b'{"type":"error","error":"boom"}',
+    b'{"type":"error"}',
+    b'{"type":"message_stop"}',
+    b'{"type":"novel_event"}',
+    b'"just a string"',
+    b"",
+]
+
+
+@FUZZ
+@given(events=st.lists(st.sampled_from(WRONG_SHAPES), max_size=14))
+def test_wrong_shapes_never_raise(events: list[bytes]) -> None:
+    result = parse_stream(b"".join(b"event: x\ndata: " + e + b"\n\n" for e in events))[1]
+    assert result.complete == (b'{"type":"message_stop"}' in events)
+
+
+# --- streams: edge cases not in the samples ----------------------------------------------------
+
+
+def sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+START = {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 5}}}
+STOP = {"type": "message_stop"}
+
+
+def test_thinking_and_server_tool_blocks_are_skipped_once_each() -> None:
+    data = sse(
+        START,
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "x"}},
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": "{}"},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "citations_delta", "citation": {}}},
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "ok"}},
+        {"type": "content_block_stop", "index": 2},
+        STOP,
+    )
+    result = parse_stream(data)[1]
+    assert (result.text, result.tool_calls, result.skipped, result.errors) == ("ok", (), 3, ())
+
+
+def test_events_after_message_stop_and_unknown_events_are_skipped() -> None:
+    data = sse(
+        START, {"type": "future_event"}, STOP, {"type": "message_delta", "delta": {"stop_reason": "x"}}
+    )
+    result = parse_stream(data)[1]
+    assert (result.skipped, result.finish_reason, result.complete) == (2, None, True)
+
+
+def test_delta_for_a_block_that_never_started_is_noted() -> None:
+    data = sse(
+        START, {"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "x"}}, STOP
+    )
+    result = parse_stream(data)[1]
+    assert result.text == "" and result.errors == (
+        "content_block_delta for content block 3, which never started",
+    )
+
+
+# --- non-streamed bodies -----------------------------------------------------------------------
+
+
+def test_body_text() -> None:
+    result = parse_body(fixture("anthropic_messages", "text.json"))
+    assert result.text == "The capital of Australia is Canberra."
+    assert (result.finish_reason, result.complete, result.tool_calls, result.skipped) == (
+        "end_turn",
+        True,
+        (),
+        0,
+    )
+    assert result.usage == Usage(21, 0, 0, 11)
+
+
+def test_body_tool_use_arguments_are_compact_json_of_the_input() -> None:
+    result = parse_body(fixture("anthropic_messages", "tool_use.json"))
+    assert result.tool_calls == (
+        ToolCallOut(
+            0, "toolu_01A09q90qw90lq917835lq9", "get_weather", '{"location":"Paris, France","unit":"celsius"}'
+        ),
+    )
+    assert result.usage == Usage(input_uncached=13, cache_read=2048, cache_write=0, output=71)
+
+
+def test_body_parallel_tool_use_with_thinking_any_split() -> None:
+    data = fixture("anthropic_messages", "parallel_tool_use.json")
+    result = parse_body(data)
+    assert result.tool_calls == (
+        ToolCallOut(0, "toolu_01CnXvq3G6eP9sKm2oWbRt4Y", "get_weather", '{"location":"東京"}'),
+        ToolCallOut(1, "toolu_01Lr8fTq1ZyA3bHx7NcM5uWd", "get_weather", '{"location":"Zürich"}'),
+        ToolCallOut(
+            2,
+            "toolu_01Pe6kJs9DwU2gVt4QxB8nRa",
+            "get_time",
+            '{"timezone":"Asia/Tokyo","format":{"hour12":false}}',
+        ),
+    )
+    assert result.skipped == 1  # the thinking block
+    assert result.usage == Usage(input_uncached=654, cache_read=0, cache_write=1536, output=187)
+    for pieces in two_piece_splits(data):
+        assert replay(MessagesParser, pieces) == ([], result)
+
+
+def test_body_error() -> None:
+    result = parse_body(fixture("anthropic_messages", "error_invalid_request.json"))
+    assert result.error_type == "invalid_request_error"
+    assert result.error_message is not None and result.error_message.startswith("messages.2: `tool_use` ids")
+    assert result.complete and result.errors == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "complete"),
+    [(b"", False), (b"upstream connect error", False), (b"null", False), (b'{"type": "completion"}', True)],
+)
+def test_body_garbage(body: bytes, complete: bool) -> None:
+    result = parse_body(body)
+    assert result.complete is complete and result.errors
+
+
+def test_message_delta_usage_overrides_field_by_field() -> None:
+    start = Usage(input_uncached=100, cache_read=50, cache_write=0, output=1)
+    assert parse_usage({"output_tokens": 30}, start) == Usage(100, 50, 0, 30)
+    assert parse_usage({"input_tokens": 90, "cache_read_input_tokens": None}, start) == Usage(90, 50, 0, 1)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def test_request_with_tool_results_is_error_and_cache_control() -> None:
+    req = parse_request(fixture("anthropic_messages", "request_tool_results.json"))
+    assert (req.model, req.stream, req.message_count, req.error) == (
+        "claude-sonnet-4-5-20250929",
+        True,
+        5,
+        None,
+    )
+    assert [t.name for t in req.tools] == ["get_weather", "get_time", "web_search"]
+    assert req.tools[2] == ToolDecl("web_search", None)  # a server tool: no input_schema
+    schema = req.tools[0].schema_json
+    assert schema is not None and json.loads(schema)["properties"]["unit"]["enum"] == [
+        "celsius",
+        "fahrenheit",
+    ]
+    assert schema.startswith('{"type":"object","properties":{"location":{"type":"string"')
+    assert req.tool_results == (
+        ToolResultIn("toolu_01CnXvq3G6eP9sKm2oWbRt4Y", "22°C, light rain ☔", None),
+        ToolResultIn("toolu_01Lr8fTq1ZyA3bHx7NcM5uWd", "station ZRH-3 offline: timeout after 10s", True),
+        ToolResultIn("toolu_01Pe6kJs9DwU2gVt4QxB8nRa", "21:04", False),
+        ToolResultIn("toolu_01Xa2Sb5Dc8Fe1Gh4Jk7Lm0N", "", None),
+    )
+    assert req.prior_tool_call_ids == (
+        "toolu_01CnXvq3G6eP9sKm2oWbRt4Y",
+        "toolu_01Lr8fTq1ZyA3bHx7NcM5uWd",
+        "toolu_01Pe6kJs9DwU2gVt4QxB8nRa",
+        "toolu_01Xa2Sb5Dc8Fe1Gh4Jk7Lm0N",
+    )
+
+
+def test_request_with_string_system_and_contents() -> None:
+    body = {
+        "model": "claude-x",
+        "system": "Be brief.",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    req = parse_request(json.dumps(body).encode())
+    assert (req.model, req.stream, req.message_count, req.tools, req.tool_results, req.error) == (
+        "claude-x",
+        False,
+        1,
+        (),
+        (),
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\xff\xfe",
+        b"3",
+        b'{"system": 5, "messages": []}',
+        b'{"tools": [{"input_schema": {}}], "messages": []}',
+        b'{"messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}',
+    ],
+)
+def test_request_garbage_sets_error(body: bytes) -> None:
+    assert parse_request(body).error
+
+
+# --- the official SDK reads the same samples the same way ---------------------------------------
+
+
+def sdk(body: bytes, content_type: str, status: int = 200) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        api_key="x", base_url="http://fake", http_client=mock_http(body, content_type, status), max_retries=0
+    )
+
+
+MESSAGES: Any = [{"role": "user", "content": "hi"}]
+
+
+def agrees(message: anthropic.types.Message, ours: ParsedResponse, streamed: bool) -> None:
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert [(b.id, b.name) for b in uses] == [(c.id, c.name) for c in ours.tool_calls]
+    for block, call in zip(uses, ours.tool_calls, strict=True):
+        # the SDK parses cut-off argument text leniently; so does jiter's partial mode
+        assert block.input == jiter.from_json(call.raw_arguments.encode(), partial_mode=streamed)
+    assert "".join(b.text for b in message.content if b.type == "text") == ours.text
+    usage = message.usage
+    assert ours.usage == Usage(
+        usage.input_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.output_tokens,
+    )
+    assert message.stop_reason == ours.finish_reason
+
+
+@pytest.mark.parametrize("name", [s for s in STREAMS if s != "stream_overloaded_error.sse"])
+def test_sdk_reads_streams_alike(name: str) -> None:
+    data = stream(name)
+    with (
+        sdk(data, "text/event-stream") as client,
+        client.messages.stream(model="m", max_tokens=9, messages=MESSAGES) as s,
+    ):
+        message = s.get_final_message()
+    agrees(message, parse_stream(data)[1], streamed=True)
+
+
+def test_sdk_raises_on_the_overloaded_event() -> None:
+    with (
+        sdk(stream("stream_overloaded_error.sse"), "text/event-stream") as client,
+        pytest.raises(anthropic.APIStatusError) as caught,
+    ):
+        with client.messages.stream(model="m", max_tokens=9, messages=MESSAGES) as s:
+            s.get_final_message()
+    ours = parse_stream(stream("stream_overloaded_error.sse"))[1]
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["error"] == {"type": ours.error_type, "message": ours.error_message}
+
+
+@pytest.mark.parametrize("name", BODIES)
+def test_sdk_reads_bodies_alike(name: str) -> None:
+    data = fixture("anthropic_messages", name)
+    with sdk(data, "application/json") as client:
+        message = client.messages.create(model="m", max_tokens=9, messages=MESSAGES)
+    agrees(message, parse_body(data), streamed=False)
+
+
+def test_sdk_reads_the_error_body_alike() -> None:
+    data = fixture("anthropic_messages", "error_invalid_request.json")
+    with (
+        sdk(data, "application/json", status=400) as client,
+        pytest.raises(anthropic.BadRequestError) as caught,
+    ):
+        client.messages.create(model="m", max_tokens=9, messages=MESSAGES)
+    ours = parse_body(data)
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["error"] == {"type": ours.error_type, "message": ours.error_message}
