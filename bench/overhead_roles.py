@@ -119,7 +119,8 @@ HEADERS = {
 _TOOLS = [
     ("get_weather", "Current weather and a forecast for a city.", {"city": "string", "country": "string",
                                                                     "unit": "string", "days": "integer"}),
-    ("search_docs", "Full-text search over the team's documentation.", {"query": "string", "limit": "integer"}),
+    ("search_docs", "Full-text search over the team's documentation.",
+     {"query": "string", "limit": "integer"}),
     ("create_ticket", "Open a ticket in the issue tracker.", {"title": "string", "body": "string",
                                                                "priority": "string"}),
     ("run_sql", "Run a read-only SQL query on the analytics warehouse.", {"sql": "string"}),
@@ -197,7 +198,8 @@ async def _run(session: aiohttp.ClientSession, cmd: dict[str, Any], payloads: li
             issued += 1
             t0 = time.perf_counter()
             try:
-                async with session.post(cmd["url"], data=payloads[i % len(payloads)], headers=HEADERS) as resp:
+                body = payloads[i % len(payloads)]
+                async with session.post(cmd["url"], data=body, headers=HEADERS) as resp:
                     if stream:
                         data = b"".join([chunk async for chunk in resp.content.iter_any()])
                     else:

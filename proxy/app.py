@@ -60,7 +60,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60.0, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout, sock_read=s.idle_timeout)
     session = aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
     )
     api_client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30.0))
@@ -155,7 +158,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
     return await request.app[FORWARDER].handle(request)
 
 
-def make_app(settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None) -> web.Application:
+def make_app(
+    settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None
+) -> web.Application:
     app = web.Application(client_max_size=settings.parse_limit + 1)
     app[SETTINGS] = settings
     app[LINK] = link or RecorderLink()

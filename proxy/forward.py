@@ -18,6 +18,7 @@ from typing import Protocol
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from toolwatch.config import Settings, Upstream
@@ -95,7 +96,12 @@ class Forwarder:
         upstream = self.upstreams.get(name)
         if upstream is None:
             return web.json_response(
-                {"error": {"message": f"no upstream named {name!r} is configured", "type": "toolwatch_error"}},
+                {
+                    "error": {
+                        "message": f"no upstream named {name!r} is configured",
+                        "type": "toolwatch_error",
+                    }
+                },
                 status=404,
             )
         raw_path, _, raw_query = request.raw_path.partition("?")
@@ -126,7 +132,7 @@ class Forwarder:
             self._record(st)
 
     async def _forward(
-        self, request: web.Request, target: URL, headers: object, st: _State
+        self, request: web.Request, target: URL, headers: CIMultiDict[str], st: _State
     ) -> web.StreamResponse:
         data: bytes | AsyncIterator[bytes] | None
         length = request.content_length
@@ -140,7 +146,11 @@ class Forwarder:
         try:
             async with asyncio.timeout(self.settings.first_byte_timeout):
                 upstream = await self.session.request(
-                    request.method, target, headers=headers, data=data, allow_redirects=False  # type: ignore[arg-type]
+                    request.method,
+                    target,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
                 )
         except TimeoutError:
             return self._fail(st, 504, "upstream_timeout", "the upstream did not answer in time")
@@ -173,9 +183,9 @@ class Forwarder:
             yield chunk
 
     async def _stream_back(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, headers: object, st: _State
+        self, request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], st: _State
     ) -> web.StreamResponse:
-        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)  # type: ignore[arg-type]
+        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
         await resp.prepare(request)
         chunks = upstream.content.iter_any()
         while True:
@@ -184,12 +194,15 @@ class Forwarder:
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                return self._break_off(
-                    request, upstream, st, "upstream_timeout", "the upstream stream went idle", resp
-                )
+                return self._break_off(request, upstream, st, "upstream_timeout", "the upstream stream went idle", resp)
             except aiohttp.ClientError as e:
                 return self._break_off(
-                    request, upstream, st, "upstream_error", f"upstream stream broke off: {type(e).__name__}", resp
+                    request,
+                    upstream,
+                    st,
+                    "upstream_error",
+                    f"upstream stream broke off: {type(e).__name__}",
+                    resp,
                 )
             if st.ttfb is None:
                 st.ttfb = time.perf_counter() - st.started
@@ -205,7 +218,11 @@ class Forwarder:
 
     @staticmethod
     def _break_off(
-        request: web.Request, upstream: aiohttp.ClientResponse, st: _State, outcome: str, message: str,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        st: _State,
+        outcome: str,
+        message: str,
         resp: web.StreamResponse,
     ) -> web.StreamResponse:
         """The upstream failed after its headers were sent on: end the agent's stream the same way."""
@@ -253,4 +270,3 @@ class Forwarder:
         except Exception:  # noqa: BLE001 - recording must never fail a proxied request
             self.record_failures += 1
             log.exception("could not record an exchange")
-

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Harness, test_settings
+from tests.harness import Harness, make_settings
 from toolwatch.testing.upstreams import FakeUpstream
 
 
@@ -24,7 +24,7 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 @pytest.fixture
 async def tw(store_path: Path, tmp_path: Path, fake: FakeUpstream) -> AsyncIterator[Harness]:
     """toolwatch in process, both built-in upstreams pointed at the fake."""
-    h = Harness(test_settings(store_path, tmp_path / "spool", fake.url))
+    h = Harness(make_settings(store_path, tmp_path / "spool", fake.url))
     await h.start()
     try:
         yield h

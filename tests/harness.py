@@ -29,10 +29,13 @@ from toolwatch.store.handle import StoreHandle
 from toolwatch.store.writer import ClickHouseSink
 
 
-def test_settings(store_path: Path, spool: Path, upstream_url: str | None = None, **over: Any) -> Settings:
+def make_settings(store_path: Path, spool: Path, upstream_url: str | None = None, **over: Any) -> Settings:
     env = {}
     if upstream_url:
-        env = {"TOOLWATCH_UPSTREAM_OPENAI_URL": upstream_url, "TOOLWATCH_UPSTREAM_ANTHROPIC_URL": upstream_url}
+        env = {
+            "TOOLWATCH_UPSTREAM_OPENAI_URL": upstream_url,
+            "TOOLWATCH_UPSTREAM_ANTHROPIC_URL": upstream_url,
+        }
     overrides = {
         "store": f"chdb://{store_path}",
         "database": f"t_{uuid.uuid4().hex[:12]}",
@@ -45,7 +48,9 @@ def test_settings(store_path: Path, spool: Path, upstream_url: str | None = None
 
 
 class Harness:
-    def __init__(self, settings: Settings, store: StoreHandle | None = None, start_recorder: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, store: StoreHandle | None = None, start_recorder: bool = True
+    ) -> None:
         self.settings = settings
         self.store = store or StoreHandle(settings)
         self.recorder = Recorder(
@@ -87,12 +92,17 @@ class Harness:
     def spool(self) -> Any:
         return self.app[SPOOL]
 
-    async def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every exchange appended so far is written to the store."""
+    async def flush(self, expect: int = 0, timeout: float = 30.0) -> None:
+        """Wait until every exchange appended so far (and at least ``expect``) is written to the store."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             spool, rec = self.spool, self.recorder
-            if spool._pending_bytes == 0 and rec.stats.frames_read == spool.appended and not rec.batch.rows():
+            if (
+                spool.appended >= expect
+                and spool._pending_bytes == 0
+                and rec.stats.frames_read == spool.appended
+                and not rec.batch.rows()
+            ):
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError(f"recorder did not catch up: {self.recorder.stats}")
@@ -137,9 +147,21 @@ class ServeProcess:
 
     async def start(self) -> ServeProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "toolwatch", "serve", "--port", "0", "--store", self.store,
-            "--spool", str(self.data / "spool"), *self.args,
-            env=self.env, cwd=str(self.data), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "toolwatch",
+            "serve",
+            "--port",
+            "0",
+            "--store",
+            self.store,
+            "--spool",
+            str(self.data / "spool"),
+            *self.args,
+            env=self.env,
+            cwd=str(self.data),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
@@ -187,10 +209,18 @@ class ServeProcess:
             await self._stderr_task
 
 
-async def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "toolwatch", *args, cwd=str(cwd) if cwd else None,
-        env={**os.environ, **(env or {})}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "toolwatch",
+        *args,
+        cwd=str(cwd) if cwd else None,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode or 0, out.decode(), err.decode()
@@ -209,8 +239,13 @@ class StoreHolder:
             " print('held', flush=True); sys.stdin.read()"
         )
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", code, f"chdb://{self.path}",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-c",
+            code,
+            f"chdb://{self.path}",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         assert self.proc.stdout is not None
         assert (await asyncio.wait_for(self.proc.stdout.readline(), 60)).strip() == b"held"

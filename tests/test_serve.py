@@ -46,7 +46,9 @@ async def test_sigterm_drains_spool_into_store(tmp_path: Path, tool_fake: FakeUp
         assert code == 200 and health["proxy"] == "ok"
         await send_openai(tw.url, 5)
         async with anthropic.AsyncAnthropic(base_url=f"{tw.url}/anthropic", api_key="k", max_retries=0) as a:
-            await a.messages.create(model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+            await a.messages.create(
+                model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            )
     finally:
         rc = await tw.stop(signal.SIGTERM)
     assert rc == 0, tw.stderr.decode()[-2000:]
@@ -56,15 +58,21 @@ async def test_sigterm_drains_spool_into_store(tmp_path: Path, tool_fake: FakeUp
     rows = json.loads(out)
     assert sorted(r["upstream"] for r in rows) == ["anthropic"] + ["openai"] * 5
     openai_rows = [r for r in rows if r["upstream"] == "openai"]
-    assert all(r["tool_calls"][0][2] == "lookup" and r["tool_calls"][0][3] == '{"key": "v"}' for r in openai_rows)
+    assert all(
+        r["tool_calls"][0][2] == "lookup" and r["tool_calls"][0][3] == '{"key": "v"}' for r in openai_rows
+    )
 
 
-async def test_requests_flow_while_store_is_held_then_records_land(tmp_path: Path, tool_fake: FakeUpstream) -> None:
+async def test_requests_flow_while_store_is_held_then_records_land(
+    tmp_path: Path, tool_fake: FakeUpstream
+) -> None:
     holder = await StoreHolder(tmp_path / "store").start()
     tw = await ServeProcess(tmp_path, tool_fake.url).start()
     try:
         await send_openai(tw.url, 8)
-        st = await tw.wait_for(lambda s: s.get("spool_lag_bytes", 0) > 0 and s.get("exchanges_spooled", 0) == 8)
+        st = await tw.wait_for(
+            lambda s: s.get("spool_lag_bytes", 0) > 0 and s.get("exchanges_spooled", 0) == 8
+        )
         assert st["store_reachable"] is False and st["calls_written"] == 0
         code, health = await tw.get("/healthz")
         assert health["status"] == "degraded" and health["store_reachable"] is False
@@ -79,7 +87,9 @@ async def test_requests_flow_while_store_is_held_then_records_land(tmp_path: Pat
         assert await tw.stop() == 0
 
 
-async def test_store_that_never_answers_does_not_slow_requests(tmp_path: Path, tool_fake: FakeUpstream) -> None:
+async def test_store_that_never_answers_does_not_slow_requests(
+    tmp_path: Path, tool_fake: FakeUpstream
+) -> None:
     hung: list[asyncio.StreamWriter] = []
 
     async def accept_and_hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -87,7 +97,9 @@ async def test_store_that_never_answers_does_not_slow_requests(tmp_path: Path, t
 
     server = await asyncio.start_server(accept_and_hang, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    tw = ServeProcess(tmp_path, tool_fake.url, env={"TOOLWATCH_STORE_TIMEOUT": "1", "TOOLWATCH_SHUTDOWN_TIMEOUT": "1"})
+    tw = ServeProcess(
+        tmp_path, tool_fake.url, env={"TOOLWATCH_STORE_TIMEOUT": "1", "TOOLWATCH_SHUTDOWN_TIMEOUT": "1"}
+    )
     tw.store = f"http://127.0.0.1:{port}"
     await tw.start()
     try:
@@ -126,14 +138,22 @@ async def test_spool_cap_drops_are_counted(tmp_path: Path, tool_fake: FakeUpstre
     assert b"spool full" in tw.stderr
 
 
-async def test_recorder_crash_is_restarted_and_nothing_is_lost(tmp_path: Path, tool_fake: FakeUpstream) -> None:
+async def test_recorder_crash_is_restarted_and_nothing_is_lost(
+    tmp_path: Path, tool_fake: FakeUpstream
+) -> None:
     tw = await ServeProcess(tmp_path, tool_fake.url).start()
     try:
         await send_openai(tw.url, 3)
         st = await tw.wait_for(lambda s: s.get("calls_written", 0) == 3)
         os.kill(st["recorder_pid"], signal.SIGKILL)
         await send_openai(tw.url, 4)  # served while the recorder is down or restarting
-        st = await tw.wait_for(lambda s: s.get("recorder_alive", 0) and s.get("recorder_restarts", 0) == 1 and s.get("calls_written", 0) == 4)
+        st = await tw.wait_for(
+            lambda s: (
+                s.get("recorder_alive", 0)
+                and s.get("recorder_restarts", 0) == 1
+                and s.get("calls_written", 0) == 4
+            )
+        )
         code, calls = await tw.get("/_toolwatch/api/calls?last=100")
         assert len(calls) == 7 and len({c["call_id"] for c in calls}) == 7
         # while the server holds the store, the CLI reads through it

@@ -22,7 +22,9 @@ from toolwatch.logs import setup_logging
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="path of a toolwatch.toml (or TOOLWATCH_CONFIG)")
-    p.add_argument("--store", help="clickhouse-connect DSN: chdb:///abs/path or http(s)://user:pass@host:8123/db")
+    p.add_argument(
+        "--store", help="clickhouse-connect DSN: chdb:///abs/path or http(s)://user:pass@host:8123/db"
+    )
 
 
 def _reading(p: argparse.ArgumentParser) -> None:
@@ -119,7 +121,9 @@ def http_get(url: str) -> Any:
         raise StoreError(f"cannot reach the toolwatch server at {url.split('?')[0]}: {e}") from e
 
 
-def read_api(settings: Settings, server: str | None, api_name: str, sql_name: str, params: dict[str, Any]) -> Any:
+def read_api(
+    settings: Settings, server: str | None, api_name: str, sql_name: str, params: dict[str, Any]
+) -> Any:
     """Rows from the running server's read API, or from the store itself when no server holds it."""
     query = urllib.parse.urlencode(params)
     if server:
@@ -154,7 +158,10 @@ def format_calls(rows: list[dict[str, Any]]) -> str:
         )
         for index, call_id, name, raw, valid in r.get("tool_calls") or []:
             args = raw if len(raw) <= 120 else raw[:117] + "..."
-            lines.append(f"    -> #{index} {name}({args}) id={call_id}" + ("" if valid else "  [arguments not a JSON object]"))
+            lines.append(
+                f"    -> #{index} {name}({args}) id={call_id}"
+                + ("" if valid else "  [arguments not a JSON object]")
+            )
     return "\n".join(lines)
 
 

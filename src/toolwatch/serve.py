@@ -51,8 +51,12 @@ class RecorderSupervisor:
         backoff = 0.5
         while not self._stopping:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "toolwatch.recorder",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True,
+                sys.executable,
+                "-m",
+                "toolwatch.recorder",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                start_new_session=True,
             )
             self.proc = proc
             assert proc.stdin is not None and proc.stdout is not None

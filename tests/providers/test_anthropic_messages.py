@@ -19,9 +19,20 @@ from toolwatch.providers.anthropic_messages import (
     parse_request,
     parse_usage,
 )
-from toolwatch.providers.base import ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
 
-from .helpers import bytewise, events_of, fixture, mock_http, replay, split_at, two_piece_splits
+from .helpers import (
+    bytewise,
+    events_of,
+    fixture,
+    json_values,
+    mock_http,
+    mutate,
+    mutate_stream,
+    replay,
+    split_at,
+    two_piece_splits,
+)
 
 FUZZ = settings(max_examples=200, deadline=None)
 STREAMS = [
@@ -104,9 +115,7 @@ def test_stream_multibyte() -> None:
     _, result = parse_stream(stream("stream_multibyte.sse"))
     assert result.text == "東京の天気を確認します 🌤️…"
     assert result.tool_calls == (
-        ToolCallOut(
-            0, "toolu_01Rk5Nw2Qs8Lv3Ht6Jx9Mb4P", "get_weather", '{"city": "東京", "note": "☔ 傘を持って🌂"}'
-        ),
+        ToolCallOut(0, "toolu_01Rk5Nw2Qs8Lv3Ht6Jx9Mb4P", "get_weather", '{"city": "東京", "note": "☔ 傘を持って🌂"}'),
     )
     assert result.model == "claude-haiku-4-5-20251001"
 
@@ -203,6 +212,73 @@ def test_wrong_shapes_never_raise(events: list[bytes]) -> None:
     assert result.complete == (b'{"type":"message_stop"}' in events)
 
 
+ANTHROPIC_JSON = json_values(
+    keys=[
+        "model",
+        "stream",
+        "tools",
+        "system",
+        "messages",
+        "role",
+        "content",
+        "type",
+        "id",
+        "name",
+        "input",
+        "input_schema",
+        "tool_use_id",
+        "is_error",
+        "text",
+        "index",
+        "content_block",
+        "delta",
+        "partial_json",
+        "message",
+        "usage",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "stop_reason",
+        "cache_creation_input_tokens",
+        "error",
+    ],
+    words=[
+        "user",
+        "assistant",
+        "tool_use",
+        "tool_result",
+        "text",
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "input_json_delta",
+        "text_delta",
+        "message_delta",
+    ],
+)
+
+
+@FUZZ
+@given(value=ANTHROPIC_JSON)
+def test_any_json_never_raises(value: Any) -> None:
+    data = json.dumps(value).encode()
+    assert isinstance(parse_request(data), ParsedRequest)
+    assert parse_body(data).complete == isinstance(value, dict)
+    parse_stream(b"data: " + data + b"\n\n")
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_samples_never_raise(data: st.DataObject) -> None:
+    request = json.loads(fixture("anthropic_messages", "request_tool_results.json"))
+    assert isinstance(parse_request(json.dumps(mutate(data, request, ANTHROPIC_JSON)).encode()), ParsedRequest)
+    body = json.loads(fixture("anthropic_messages", data.draw(st.sampled_from(BODIES))))
+    assert parse_body(json.dumps(mutate(data, body, ANTHROPIC_JSON)).encode()).complete
+    streamed = mutate_stream(data, stream(data.draw(st.sampled_from(STREAMS))), ANTHROPIC_JSON)
+    assert replay(MessagesStreamParser, [streamed]) == parse_stream(streamed)
+
+
 # --- streams: edge cases not in the samples ----------------------------------------------------
 
 
@@ -243,21 +319,15 @@ def test_thinking_and_server_tool_blocks_are_skipped_once_each() -> None:
 
 
 def test_events_after_message_stop_and_unknown_events_are_skipped() -> None:
-    data = sse(
-        START, {"type": "future_event"}, STOP, {"type": "message_delta", "delta": {"stop_reason": "x"}}
-    )
+    data = sse(START, {"type": "future_event"}, STOP, {"type": "message_delta", "delta": {"stop_reason": "x"}})
     result = parse_stream(data)[1]
     assert (result.skipped, result.finish_reason, result.complete) == (2, None, True)
 
 
 def test_delta_for_a_block_that_never_started_is_noted() -> None:
-    data = sse(
-        START, {"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "x"}}, STOP
-    )
+    data = sse(START, {"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "x"}}, STOP)
     result = parse_stream(data)[1]
-    assert result.text == "" and result.errors == (
-        "content_block_delta for content block 3, which never started",
-    )
+    assert result.text == "" and result.errors == ("content_block_delta for content block 3, which never started",)
 
 
 # --- non-streamed bodies -----------------------------------------------------------------------
@@ -278,9 +348,7 @@ def test_body_text() -> None:
 def test_body_tool_use_arguments_are_compact_json_of_the_input() -> None:
     result = parse_body(fixture("anthropic_messages", "tool_use.json"))
     assert result.tool_calls == (
-        ToolCallOut(
-            0, "toolu_01A09q90qw90lq917835lq9", "get_weather", '{"location":"Paris, France","unit":"celsius"}'
-        ),
+        ToolCallOut(0, "toolu_01A09q90qw90lq917835lq9", "get_weather", '{"location":"Paris, France","unit":"celsius"}'),
     )
     assert result.usage == Usage(input_uncached=13, cache_read=2048, cache_write=0, output=71)
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolwatch.providers.base import ParsedResponse, ToolCallOut, ToolResultIn, Usage
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolResultIn, Usage
 from toolwatch.providers.openai_chat import (
     ChatCompletionParser,
     ChatCompletionStreamParser,
@@ -20,7 +20,18 @@ from toolwatch.providers.openai_chat import (
     parse_usage,
 )
 
-from .helpers import bytewise, events_of, fixture, mock_http, replay, split_at, two_piece_splits
+from .helpers import (
+    bytewise,
+    events_of,
+    fixture,
+    json_values,
+    mock_http,
+    mutate,
+    mutate_stream,
+    replay,
+    split_at,
+    two_piece_splits,
+)
 
 FUZZ = settings(max_examples=200, deadline=None)
 STREAMS = [
@@ -104,9 +115,7 @@ def test_stream_multibyte_text_and_arguments() -> None:
     _, result = parse_stream(stream("stream_multibyte.sse"))
     assert result.text == "東京の天気を調べます 🌤️…"
     assert result.tool_calls == (
-        ToolCallOut(
-            0, "call_Vb8nM3kJ6hG1fD4sA9pO2iU7", "get_weather", '{"city":"東京","note":"☔ 傘を持って🌂"}'
-        ),
+        ToolCallOut(0, "call_Vb8nM3kJ6hG1fD4sA9pO2iU7", "get_weather", '{"city":"東京","note":"☔ 傘を持って🌂"}'),
     )
     assert result.usage == Usage(input_uncached=1411 - 1280, cache_read=1280, cache_write=None, output=40)
 
@@ -124,9 +133,7 @@ def test_stream_broken_off_mid_arguments_keeps_what_arrived() -> None:
     reported, result = parse_stream(stream("stream_broken_off.sse"))
     assert reported == []  # never finished
     assert result.tool_calls == (
-        ToolCallOut(
-            0, "call_Zx1cV4bN7mQ0wE3rT6yU9iO2", "write_file", '{"path":"notes.md","content":"# Meeting'
-        ),
+        ToolCallOut(0, "call_Zx1cV4bN7mQ0wE3rT6yU9iO2", "write_file", '{"path":"notes.md","content":"# Meeting'),
     )
     assert not result.complete and result.finish_reason is None
     assert len(result.errors) == 3  # the cut JSON line, no blank line after it, no [DONE]
@@ -147,9 +154,7 @@ def test_split_at_every_offset_and_bytewise(name: str) -> None:
 @pytest.mark.parametrize("name", STREAMS)
 def test_crlf_line_ends_give_the_same_result(name: str) -> None:
     crlf = stream(name).replace(b"\n", b"\r\n")
-    assert replay(ChatCompletionStreamParser, split_at(crlf, range(0, len(crlf), 7))) == parse_stream(
-        stream(name)
-    )
+    assert replay(ChatCompletionStreamParser, split_at(crlf, range(0, len(crlf), 7))) == parse_stream(stream(name))
 
 
 @FUZZ
@@ -192,15 +197,70 @@ WRONG_SHAPES = [
 
 
 @FUZZ
-@given(
-    events=st.lists(st.tuples(st.sampled_from([None, b"weird"]), st.sampled_from(WRONG_SHAPES)), max_size=12)
-)
+@given(events=st.lists(st.tuples(st.sampled_from([None, b"weird"]), st.sampled_from(WRONG_SHAPES)), max_size=12))
 def test_wrong_shapes_never_raise(events: list[tuple[bytes | None, bytes]]) -> None:
-    data = b"".join(
-        (b"event: " + name + b"\n" if name else b"") + b"data: " + d + b"\n\n" for name, d in events
-    )
+    data = b"".join((b"event: " + name + b"\n" if name else b"") + b"data: " + d + b"\n\n" for name, d in events)
     result = parse_stream(data)[1]
     assert result.complete == ((None, b"[DONE]") in events)
+
+
+OPENAI_JSON = json_values(
+    keys=[
+        "model",
+        "stream",
+        "tools",
+        "functions",
+        "messages",
+        "role",
+        "content",
+        "tool_calls",
+        "tool_call_id",
+        "id",
+        "type",
+        "function",
+        "custom",
+        "name",
+        "parameters",
+        "arguments",
+        "input",
+        "text",
+        "index",
+        "choices",
+        "delta",
+        "message",
+        "finish_reason",
+        "usage",
+        "prompt_tokens",
+        "completion_tokens",
+        "prompt_tokens_details",
+        "cached_tokens",
+        "error",
+        "code",
+        "object",
+        "function_call",
+    ],
+    words=["user", "assistant", "tool", "function", "custom", "text", "chat.completion.chunk", "stop"],
+)
+
+
+@FUZZ
+@given(value=OPENAI_JSON)
+def test_any_json_never_raises(value: Any) -> None:
+    data = json.dumps(value).encode()
+    assert isinstance(parse_request(data), ParsedRequest)
+    assert parse_body(data).complete == isinstance(value, dict)
+    parse_stream(b"data: " + data + b"\n\n")
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_samples_never_raise(data: st.DataObject) -> None:
+    request = json.loads(fixture("openai_chat", "request_tool_results.json"))
+    assert isinstance(parse_request(json.dumps(mutate(data, request, OPENAI_JSON)).encode()), ParsedRequest)
+    body = json.loads(fixture("openai_chat", data.draw(st.sampled_from(BODIES))))
+    assert parse_body(json.dumps(mutate(data, body, OPENAI_JSON)).encode()).complete
+    streamed = mutate_stream(data, stream(data.draw(st.sampled_from(STREAMS))), OPENAI_JSON)
+    assert replay(ChatCompletionStreamParser, [streamed]) == parse_stream(streamed)
 
 
 # --- streams: edge cases not in the samples ----------------------------------------------------
@@ -216,9 +276,7 @@ def delta(d: dict[str, Any], finish: str | None = None, index: int = 0) -> dict[
 
 
 def test_events_after_done_are_skipped() -> None:
-    data = (
-        chunk_event([delta({"content": "a"})]) + b"data: [DONE]\n\n" + chunk_event([delta({"content": "b"})])
-    )
+    data = chunk_event([delta({"content": "a"})]) + b"data: [DONE]\n\n" + chunk_event([delta({"content": "b"})])
     result = parse_stream(data)[1]
     assert (result.text, result.complete, result.skipped) == ("a", True, 1)
 
@@ -250,20 +308,10 @@ def test_delta_for_a_reported_call_is_kept_and_noted() -> None:
     def tc(index: int, args: str, **first: str) -> bytes:
         fn = {"arguments": args, **({"name": first["name"]} if first else {})}
         return chunk_event(
-            [
-                delta(
-                    {
-                        "tool_calls": [
-                            {"index": index, **({"id": first["id"]} if first else {}), "function": fn}
-                        ]
-                    }
-                )
-            ]
+            [delta({"tool_calls": [{"index": index, **({"id": first["id"]} if first else {}), "function": fn}]})]
         )
 
-    data = (
-        tc(0, '{"a":', id="x", name="f") + tc(1, "{}", id="y", name="g") + tc(0, "1}") + b"data: [DONE]\n\n"
-    )
+    data = tc(0, '{"a":', id="x", name="f") + tc(1, "{}", id="y", name="g") + tc(0, "1}") + b"data: [DONE]\n\n"
     reported, result = parse_stream(data)
     assert reported[0] == ToolCallOut(0, "x", "f", '{"a":')  # reported when index 1 started
     assert result.tool_calls[0] == ToolCallOut(0, "x", "f", '{"a":1}')
@@ -292,9 +340,7 @@ def test_body_text() -> None:
 def test_body_tool_call_with_cached_tokens() -> None:
     result = parse_body(fixture("openai_chat", "tool_call.json"))
     assert result.tool_calls == (
-        ToolCallOut(
-            0, "call_Qm3Zt0m7hEw8rVbq5KcL2xYd", "get_weather", '{"location":"Paris, France","unit":"celsius"}'
-        ),
+        ToolCallOut(0, "call_Qm3Zt0m7hEw8rVbq5KcL2xYd", "get_weather", '{"location":"Paris, France","unit":"celsius"}'),
     )
     assert result.usage == Usage(input_uncached=2006 - 1920, cache_read=1920, cache_write=None, output=23)
     assert result.text == "" and result.finish_reason == "tool_calls"
@@ -421,9 +467,7 @@ def test_sdk_reads_streams_alike(name: str) -> None:
     if final.usage is None:
         assert ours.usage == Usage()
     else:
-        cached = (
-            final.usage.prompt_tokens_details.cached_tokens if final.usage.prompt_tokens_details else None
-        )
+        cached = final.usage.prompt_tokens_details.cached_tokens if final.usage.prompt_tokens_details else None
         assert ours.usage == Usage(
             final.usage.prompt_tokens - (cached or 0), cached, None, final.usage.completion_tokens
         )
@@ -447,11 +491,7 @@ def test_sdk_reads_bodies_alike(name: str) -> None:
         completion = client.chat.completions.create(model="m", messages=MESSAGES)
     ours = parse_body(data)
     message = completion.choices[0].message
-    calls = [
-        (c.id, c.function.name, c.function.arguments)
-        for c in message.tool_calls or []
-        if c.type == "function"
-    ]
+    calls = [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or [] if c.type == "function"]
     assert calls == [(c.id, c.name, c.raw_arguments) for c in ours.tool_calls]
     assert (message.content or "", completion.choices[0].finish_reason) == (ours.text, ours.finish_reason)
     assert completion.usage is not None and completion.usage.prompt_tokens_details is not None

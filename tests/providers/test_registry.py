@@ -50,21 +50,15 @@ def test_endpoint_for(api: str, path: str, expected: str | None) -> None:
         ("messages", True, MessagesStreamParser),
     ],
 )
-def test_response_parser_is_a_fresh_parser_of_the_right_kind(
-    endpoint: str, streamed: bool, cls: type
-) -> None:
+def test_response_parser_is_a_fresh_parser_of_the_right_kind(endpoint: str, streamed: bool, cls: type) -> None:
     first = registry.response_parser(endpoint, streamed)
     assert type(first) is cls
     assert registry.response_parser(endpoint, streamed) is not first
 
 
 def test_dispatch_reaches_each_providers_parser() -> None:
-    openai_req = registry.parse_request(
-        "chat_completions", fixture("openai_chat", "request_tool_results.json")
-    )
-    anthropic_req = registry.parse_request(
-        "messages", fixture("anthropic_messages", "request_tool_results.json")
-    )
+    openai_req = registry.parse_request("chat_completions", fixture("openai_chat", "request_tool_results.json"))
+    anthropic_req = registry.parse_request("messages", fixture("anthropic_messages", "request_tool_results.json"))
     assert (openai_req.model, len(openai_req.tool_results)) == ("gpt-4.1", 4)
     assert (anthropic_req.model, anthropic_req.tools[-1].name) == ("claude-sonnet-4-5-20250929", "web_search")
     parser = registry.response_parser("messages", streamed=True)

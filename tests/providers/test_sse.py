@@ -146,9 +146,7 @@ def test_event_data_is_bounded_too() -> None:
 
 # --- properties -----------------------------------------------------------------------------------
 
-FIELD_TEXT = st.text(
-    st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=12
-)
+FIELD_TEXT = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=12)
 
 
 @FUZZ
@@ -189,16 +187,12 @@ def test_arbitrary_bytes_never_raise_and_do_not_depend_on_the_split(data: bytes,
 @FUZZ
 @given(
     lines=st.lists(
-        st.sampled_from(
-            [b"data: x", b"data:", b":c", b"", b"event: e", b"id: 1", b"data: \xc3\xa9", b"\xff"]
-        ),
+        st.sampled_from([b"data: x", b"data:", b":c", b"", b"event: e", b"id: 1", b"data: \xc3\xa9", b"\xff"]),
         max_size=20,
     ),
     eols=st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=20, max_size=20),
     cuts=st.lists(st.integers(0, 300), max_size=10),
 )
-def test_sse_shaped_input_does_not_depend_on_the_split(
-    lines: list[bytes], eols: list[bytes], cuts: list[int]
-) -> None:
+def test_sse_shaped_input_does_not_depend_on_the_split(lines: list[bytes], eols: list[bytes], cuts: list[int]) -> None:
     data = b"".join(line + eol for line, eol in zip(lines, eols, strict=False))
     assert decode(*split_at(data, cuts)) == decode(data)

@@ -63,19 +63,32 @@ async def test_openai_text_reply_passes_through_and_is_recorded(tw: Harness, fak
     assert len(rows) == 1
     row = rows[0]
     assert (row["upstream"], row["endpoint"], row["model_requested"], row["status"]) == (
-        "openai", "chat_completions", "gpt-4o", 200
+        "openai",
+        "chat_completions",
+        "gpt-4o",
+        200,
     )
     assert row["finish_reason"] == "stop" and row["tool_call_count"] == 0
-    assert row["input_tokens"] == reply.usage.prompt_tokens and row["output_tokens"] == reply.usage.completion_tokens
+    assert (
+        row["input_tokens"] == reply.usage.prompt_tokens
+        and row["output_tokens"] == reply.usage.completion_tokens
+    )
     assert row["request_id"] == raw.headers["x-request-id"]
 
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_openai_parallel_tool_calls(tw: Harness, fake: FakeUpstream, stream: bool) -> None:
-    calls = (ToolCallSpec("get_weather", '{"city": "Paris"}'), ToolCallSpec("get_weather", '{"city": "Tōkyō 東京"}'))
+    calls = (
+        ToolCallSpec("get_weather", '{"city": "Paris"}'),
+        ToolCallSpec("get_weather", '{"city": "Tōkyō 東京"}'),
+    )
     fake.push(Reply(tool_calls=calls, chunk_size=3 if stream else None))
     client = oai(tw)
-    kwargs = {"model": "gpt-4o", "messages": [{"role": "user", "content": "weather?"}], "tools": [WEATHER_TOOL]}
+    kwargs = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "weather?"}],
+        "tools": [WEATHER_TOOL],
+    }
     if stream:
         async with client.chat.completions.stream(**kwargs, stream_options={"include_usage": True}) as s:
             final = await s.get_final_completion()
@@ -88,7 +101,9 @@ async def test_openai_parallel_tool_calls(tw: Harness, fake: FakeUpstream, strea
     assert [(r["name"], r["raw_arguments"]) for r in rows] == got
     assert [r["tool_call_id"] for r in rows] == [c.id for c in final.choices[0].message.tool_calls]
     assert json.loads(rows[1]["arguments"]) == {"city": "Tōkyō 東京"}
-    call = tw.rows("SELECT stream, finish_reason, declared_tools, tool_call_count, output_tokens FROM llm_calls")[0]
+    call = tw.rows(
+        "SELECT stream, finish_reason, declared_tools, tool_call_count, output_tokens FROM llm_calls"
+    )[0]
     assert call["stream"] is stream and call["finish_reason"] == "tool_calls"
     assert call["declared_tools"] == ["get_weather"] and call["tool_call_count"] == 2
     assert call["output_tokens"] == final.usage.completion_tokens
@@ -127,9 +142,17 @@ async def test_anthropic_tool_use_and_results(tw: Harness, fake: FakeUpstream, s
     fake.push(Reply(text="done"))
     follow = messages + [
         {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in msg.content]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": tool_use.id, "content": "Error: index offline", "is_error": True}
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": tool_use.id,
+                    "content": "Error: index offline",
+                    "is_error": True,
+                }
+            ],
+        },
     ]
     await client.messages.create(**{**kwargs, "messages": follow})
     await tw.flush()
@@ -141,13 +164,18 @@ async def test_anthropic_tool_use_and_results(tw: Harness, fake: FakeUpstream, s
     assert tr == [{"tool_call_id": tool_use.id, "content": "Error: index offline", "is_error": True}]
     calls = tw.rows("SELECT finish_reason, input_tokens, output_tokens FROM llm_calls ORDER BY ts")
     assert [c["finish_reason"] for c in calls] == ["tool_use", "end_turn"]
-    assert calls[0]["input_tokens"] == msg.usage.input_tokens and calls[0]["output_tokens"] == msg.usage.output_tokens
+    assert (
+        calls[0]["input_tokens"] == msg.usage.input_tokens
+        and calls[0]["output_tokens"] == msg.usage.output_tokens
+    )
 
 
 async def test_upstream_error_comes_back_unchanged_and_is_recorded(tw: Harness, fake: FakeUpstream) -> None:
     fake.push(Reply(status=429, error_type="rate_limit_error", error_message="slow down"))
     with pytest.raises(anthropic.RateLimitError) as info:
-        await ant(tw).messages.create(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        await ant(tw).messages.create(
+            model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
     assert "slow down" in str(info.value)
     await tw.flush()
     row = tw.rows("SELECT status, outcome, error FROM llm_calls")[0]
@@ -155,9 +183,9 @@ async def test_upstream_error_comes_back_unchanged_and_is_recorded(tw: Harness, 
 
 
 async def test_unreachable_upstream_gives_provider_shaped_502(store_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.harness import test_settings
+    from tests.harness import make_settings
 
-    h = await Harness(test_settings(store_path, tmp_path / "spool", "http://127.0.0.1:9")).start()
+    h = await Harness(make_settings(store_path, tmp_path / "spool", "http://127.0.0.1:9")).start()
     try:
         with pytest.raises(openai.InternalServerError) as info:
             await oai(h).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
@@ -168,7 +196,8 @@ async def test_unreachable_upstream_gives_provider_shaped_502(store_path, tmp_pa
         await h.flush()
         rows = h.rows("SELECT upstream, status, outcome FROM llm_calls ORDER BY upstream")
         assert [(r["upstream"], r["status"], r["outcome"]) for r in rows] == [
-            ("anthropic", 502, "connect_error"), ("openai", 502, "connect_error")
+            ("anthropic", 502, "connect_error"),
+            ("openai", 502, "connect_error"),
         ]
     finally:
         await h.close()

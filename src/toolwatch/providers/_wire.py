@@ -11,16 +11,16 @@ from typing import Any
 
 import orjson
 
-from toolwatch.providers.base import ParsedResponse, ToolCallOut
+from toolwatch.providers.base import ParsedResponse
 
 __all__ = [
-    "BufferedBody",
     "as_dict",
     "as_int",
     "as_list",
     "as_str",
     "compact_json",
     "error_fields",
+    "load_body",
     "loads",
     "snippet",
 ]
@@ -42,11 +42,16 @@ def loads(data: bytes | str) -> tuple[Any, str | None]:
 
 
 def compact_json(value: object) -> str:
-    """Serialise compactly (no spaces, keys in their original order, non-ASCII kept as is)."""
+    """Serialise compactly (no spaces, keys in their original order, non-ASCII kept as is); a value too
+    deeply nested for the standard library becomes ``"null"`` rather than an exception."""
     try:
         return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError):
+    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, nesting deeper than 255
+        pass
+    try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return "null"
 
 
 def as_dict(value: object) -> dict[str, Any] | None:
@@ -94,21 +99,11 @@ def snippet(text: str | bytes, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-class BufferedBody:
-    """Base of the non-streamed parsers: ``feed`` only buffers, ``finish`` parses the whole body."""
-
-    def __init__(self) -> None:
-        self._body = bytearray()
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        self._body += chunk
-        return []
-
-    def _load(self) -> dict[str, Any] | ParsedResponse:
-        """The body as a JSON object, or the (incomplete) result to return when it is not one."""
-        obj, problem = loads(bytes(self._body))
-        if problem is not None:
-            return ParsedResponse(errors=(f"response body is not JSON: {problem}",))
-        if not isinstance(obj, dict):
-            return ParsedResponse(errors=("response body is not a JSON object",))
-        return obj
+def load_body(body: bytes) -> dict[str, Any] | ParsedResponse:
+    """A whole response body as a JSON object, or the (incomplete) result to return when it is not one."""
+    obj, problem = loads(body)
+    if problem is not None:
+        return ParsedResponse(errors=(f"response body is not JSON: {problem}",))
+    if not isinstance(obj, dict):
+        return ParsedResponse(errors=("response body is not a JSON object",))
+    return obj

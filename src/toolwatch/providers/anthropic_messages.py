@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toolwatch.providers._wire import (
-    BufferedBody,
     as_dict,
     as_int,
     as_list,
     as_str,
     compact_json,
     error_fields,
+    load_body,
     loads,
     snippet,
 )
@@ -120,11 +120,18 @@ def parse_usage(value: object, base: Usage | None = None) -> Usage | None:
     return replace(base or Usage(), **{k: v for k, v in found.items() if v is not None})
 
 
-class MessagesParser(BufferedBody):
+class MessagesParser:
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
+    def __init__(self) -> None:
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> list[ToolCallOut]:
+        self._body += chunk
+        return []
+
     def finish(self) -> ParsedResponse:
-        resp = self._load()
+        resp = load_body(bytes(self._body))
         if isinstance(resp, ParsedResponse):
             return resp
         errors: list[str] = []

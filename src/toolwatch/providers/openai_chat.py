@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolwatch.providers._wire import (
-    BufferedBody,
     as_dict,
     as_int,
     as_list,
     as_str,
     compact_json,
     error_fields,
+    load_body,
     loads,
     snippet,
 )
@@ -42,23 +42,15 @@ def parse_request(body: bytes) -> ParsedRequest:
         return ParsedRequest(error="request body is not a JSON object")
     problems: list[str] = []
     tools: list[ToolDecl] = []
-    for item in as_list(req.get("tools")):
-        tool = as_dict(item) or {}
-        kind = tool.get("type", "function")
-        spec = as_dict(tool.get(kind)) if isinstance(kind, str) else None
-        name = as_str(spec.get("name")) if spec is not None else None
-        if spec is None or name is None:
+    specs = [(t, _tool_spec(t)) for t in as_list(req.get("tools"))]
+    specs += [(f, f) for f in as_list(req.get("functions"))]  # the legacy form of ``tools``
+    for item, found in specs:
+        spec = found if isinstance(found, dict) else {}
+        name = as_str(spec.get("name"))
+        if name is None:
             problems.append(f"tool declaration without a name: {snippet(compact_json(item))}")
             continue
         schema = spec.get("parameters")  # custom (free-form) tools have a grammar, not a schema
-        tools.append(ToolDecl(name, compact_json(schema) if schema is not None else None))
-    for item in as_list(req.get("functions")):  # the legacy form of ``tools``
-        fn = as_dict(item) or {}
-        name = as_str(fn.get("name"))
-        if name is None:
-            problems.append(f"function declaration without a name: {snippet(compact_json(item))}")
-            continue
-        schema = fn.get("parameters")
         tools.append(ToolDecl(name, compact_json(schema) if schema is not None else None))
 
     results: list[ToolResultIn] = []
@@ -92,6 +84,13 @@ def parse_request(body: bytes) -> ParsedRequest:
     )
 
 
+def _tool_spec(item: object) -> object:
+    """The ``function`` (or ``custom``) object of a ``tools`` entry."""
+    tool = as_dict(item) or {}
+    kind = tool.get("type", "function")
+    return tool.get(kind) if isinstance(kind, str) else None
+
+
 def _content_text(content: object) -> str:
     """Message content as text: a string, or the text parts of a list joined together."""
     if isinstance(content, str):
@@ -123,11 +122,18 @@ def _call_parts(call: dict[str, Any]) -> tuple[str | None, str | None]:
     return as_str(fn.get("name")), as_str(args)
 
 
-class ChatCompletionParser(BufferedBody):
+class ChatCompletionParser:
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
+    def __init__(self) -> None:
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> list[ToolCallOut]:
+        self._body += chunk
+        return []
+
     def finish(self) -> ParsedResponse:
-        resp = self._load()
+        resp = load_body(bytes(self._body))
         if isinstance(resp, ParsedResponse):
             return resp
         errors: list[str] = []

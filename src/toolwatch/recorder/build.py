@@ -51,11 +51,11 @@ def decode_body(data: bytes, encoding: str | None) -> bytes:
         except zlib.error:
             return zlib.decompress(data, -zlib.MAX_WBITS)
     if enc == "br":
-        import brotli  # type: ignore[import-not-found]  # optional, installed with aiohttp[speedups]
+        import brotli  # optional, installed with aiohttp[speedups]
 
         return bytes(brotli.decompress(data))
     if enc == "zstd":
-        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+        from compression import zstd  # Python 3.14+
 
         return bytes(zstd.decompress(data))
     raise ValueError(f"unsupported content-encoding {enc!r}")
@@ -77,7 +77,9 @@ def _arguments(raw: str) -> str | None:
     return orjson.dumps(value).decode() if isinstance(value, dict) else None
 
 
-def _parse(ex: Exchange, endpoint: str, frame: Frame) -> tuple[ParsedRequest, ParsedResponse, str, str | None]:
+def _parse(
+    ex: Exchange, endpoint: str, frame: Frame
+) -> tuple[ParsedRequest, ParsedResponse, str, str | None]:
     if ex.request_truncated or ex.response_truncated:
         return ParsedRequest(), ParsedResponse(), "too_large", "body larger than the parse limit"
     req = registry.parse_request(endpoint, frame.request)

@@ -34,11 +34,13 @@ log = logging.getLogger("toolwatch.recorder")
 def warm_seen(store: StoreHandle, seen: SeenIds, hours: int = 24) -> None:
     """Remember tool results already stored, so a restarted recorder does not record them again."""
     rows = store.run(
-        lambda c: c.query(
-            "SELECT upstream, tool_call_id FROM tool_results WHERE ts > now() - toIntervalHour({h:UInt32})"
-            " ORDER BY ts LIMIT 1000000",
-            parameters={"h": hours},
-        ).result_rows
+        lambda c: (
+            c.query(
+                "SELECT upstream, tool_call_id FROM tool_results WHERE ts > now() - toIntervalHour({h:UInt32})"
+                " ORDER BY ts LIMIT 1000000",
+                parameters={"h": hours},
+            ).result_rows
+        )
     )
     for upstream, tool_call_id in rows:
         seen.add((upstream, tool_call_id))
@@ -76,7 +78,9 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
         batch_interval=settings.batch_interval,
     )
     stop = threading.Event()
-    worker = threading.Thread(target=work, args=(recorder, store, stop, settings), name="recorder", daemon=True)
+    worker = threading.Thread(
+        target=work, args=(recorder, store, stop, settings), name="recorder", daemon=True
+    )
     worker.start()
 
     runner = web.AppRunner(make_app(recorder, store), access_log=None)
@@ -118,5 +122,3 @@ def main(early_stop: threading.Event | None = None) -> int:
     settings = Settings.model_validate_json(sys.stdin.read())
     setup_logging(settings.log_level, "recorder")
     return asyncio.run(serve(settings, early_stop))
-
-

@@ -97,7 +97,9 @@ class SpoolWriter:
                 self._last_drop_log = now
                 log.warning(
                     "spool full (%d of %d bytes): exchange dropped from recording (%d dropped so far)",
-                    self._disk_bytes + self._pending_bytes, self.cap_bytes, self.dropped,
+                    self._disk_bytes + self._pending_bytes,
+                    self.cap_bytes,
+                    self.dropped,
                 )
             return False
         self._pending.append((exchange, request, response, size))

@@ -14,7 +14,12 @@ from importlib import resources
 from clickhouse_connect.driver.client import Client
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-TTL_TABLES = {"llm_calls": "ttl_days", "tool_calls": "ttl_days", "tool_results": "ttl_days", "bodies": "body_ttl_days"}
+TTL_TABLES = {
+    "llm_calls": "ttl_days",
+    "tool_calls": "ttl_days",
+    "tool_results": "ttl_days",
+    "bodies": "body_ttl_days",
+}
 
 
 @dataclass(frozen=True)

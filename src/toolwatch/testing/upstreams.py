@@ -154,7 +154,7 @@ class FakeUpstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        received = Received.capture(request.method, request.path_qs, request.headers, body)
+        received = Received.capture(request.method, request.raw_path, request.headers, body)
         if self.record:
             self.received.append(received)
         path = request.path.rstrip("/")

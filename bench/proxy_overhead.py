@@ -1,0 +1,349 @@
+"""Proxy overhead: toolwatch against a bare aiohttp passthrough, both in front of the same fake upstream.
+
+    python bench/proxy_overhead.py [--requests N] [--concurrency C] [--rounds R] [--stream]
+
+Processes: one fake OpenAI upstream, one bare passthrough, the real ``toolwatch serve`` (proxy plus
+recorder on an embedded chdb store) and one load generator, each with its own interpreter. Every round
+measures the upstream directly, through the bare passthrough and through toolwatch (in a rotating
+order); each figure reported is the median over the rounds. Overhead is a target's latency percentile
+minus the direct one of the same round. The target, from the issue: toolwatch's overhead at most 1.5x
+the bare passthrough's at p50 and p99, and its throughput at least 0.8x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROLES = HERE / "overhead_roles.py"
+TARGETS = ("direct", "bare", "toolwatch")
+LIMITS = {"overhead_p50": 1.5, "overhead_p99": 1.5, "throughput": 0.8}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class Child:
+    """A helper process spoken to in JSON lines; it exits when its standard input closes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
+        self.proc, self.name = proc, name
+
+    @classmethod
+    async def start(cls, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROLES), *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=env, limit=1 << 24,
+        )
+        return cls(proc, name)
+
+    async def read(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(f"{self.name} exited (code {await self.proc.wait()})")
+        return dict(orjson.loads(line))
+
+    async def ask(self, cmd: dict[str, Any], timeout: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(orjson.dumps(cmd) + b"\n")
+        await self.proc.stdin.drain()
+        return await self.read(timeout)
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10.0)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class Toolwatch:
+    """``toolwatch serve --port 0`` on a fresh chdb store, with the OpenAI mount on the fake upstream."""
+
+    def __init__(self, workdir: Path, upstream_url: str, extra_env: dict[str, str]) -> None:
+        self.workdir, self.upstream_url, self.extra_env = workdir, upstream_url, extra_env
+        self.log_path = workdir / "toolwatch.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        exe = shutil.which("toolwatch", path=str(Path(sys.executable).parent))
+        cmd = [exe] if exe else [sys.executable, "-m", "toolwatch"]
+        env = {**os.environ, "TOOLWATCH_UPSTREAM_OPENAI_URL": self.upstream_url, **self.extra_env}
+        with open(self.log_path, "wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd, "serve", "--port", "0", "--store", f"chdb://{self.workdir / 'store'}",
+                stdout=asyncio.subprocess.PIPE, stderr=log, env=env, cwd=self.workdir,
+            )
+        assert self.proc.stdout is not None
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), 120.0)).decode()
+        if not line.startswith("toolwatch listening on "):
+            raise RuntimeError(f"toolwatch did not start: {line!r}\n{self.log_tail()}")
+        self.url = line.split()[-1]
+
+    async def status(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as s, s.get(f"{self.url}/_toolwatch/api/status") as r:
+            return dict(await r.json())
+
+    async def wait_recorded(self, expected: int, timeout: float = 120.0) -> dict[str, Any]:
+        """The status once the recorder stored ``expected`` calls (or the last one seen at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = await self.status()
+            done = st.get("recorder_alive") and (st.get("calls_written") or 0) >= expected
+            if done or time.monotonic() > deadline:
+                return st
+            await asyncio.sleep(0.5)
+
+    def recorder_pid(self) -> int | None:
+        assert self.proc is not None
+        with contextlib.suppress(OSError, ValueError):
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            return int(children[0]) if children else None
+        return None
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 90.0)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            return -9
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def log_problems(self) -> list[str]:
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace")
+            return [ln for ln in text.splitlines() if " WARNING " in ln or " ERROR " in ln]
+        return []
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time of a process (all its threads) so far; 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    rank = max(1, -(-len(sorted_values) * q // 100))
+    return sorted_values[int(rank) - 1]
+
+
+async def measure(
+    load: Child, url: str, args: argparse.Namespace, pids: dict[str, int | None]
+) -> dict[str, Any]:
+    """Warm up, then one measured run; CPU is that of the measured run only."""
+    cmd = {"url": url, "concurrency": args.concurrency, "stream": args.stream}
+    warm = await load.ask({**cmd, "n": args.warmup}, 600.0)
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    res = await load.ask({**cmd, "n": args.requests}, 600.0)
+    cpu = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
+    lat = sorted(res["latencies"])
+    return {
+        "p50_ms": percentile(lat, 50) * 1000.0,
+        "p90_ms": percentile(lat, 90) * 1000.0,
+        "p99_ms": percentile(lat, 99) * 1000.0,
+        "mean_ms": statistics.fmean(lat) * 1000.0,
+        "throughput_rps": args.requests / res["wall"],
+        "errors": res["errors"] + warm["errors"],
+        "first_error": res["first_error"] or warm["first_error"],
+        "cpu_us_per_request": {k: v / args.requests * 1e6 for k, v in cpu.items()},
+    }
+
+
+def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Medians over rounds; overheads are paired with the direct run of the same round."""
+    med = statistics.median
+    out: dict[str, Any] = {}
+    for t in TARGETS:
+        runs = [r[t] for r in rounds]
+        row = {k: med(run[k] for run in runs) for k in ("p50_ms", "p90_ms", "p99_ms", "throughput_rps")}
+        row["cpu_us_per_request"] = {
+            k: med(run["cpu_us_per_request"][k] for run in runs) for k in runs[0]["cpu_us_per_request"]
+        }
+        if t != "direct":
+            for p in ("p50", "p99"):
+                row[f"overhead_{p}_ms"] = med(r[t][f"{p}_ms"] - r["direct"][f"{p}_ms"] for r in rounds)
+        out[t] = row
+    tw, bare = out["toolwatch"], out["bare"]
+    out["ratios"] = {
+        "overhead_p50": tw["overhead_p50_ms"] / bare["overhead_p50_ms"],
+        "overhead_p99": tw["overhead_p99_ms"] / bare["overhead_p99_ms"],
+        "throughput": tw["throughput_rps"] / bare["throughput_rps"],
+    }
+    return out
+
+
+def report(summary: dict[str, Any], machine: dict[str, Any], args: argparse.Namespace) -> str:
+    mode = "SSE stream" if args.stream else "JSON"
+    lines = [
+        f"## toolwatch proxy overhead ({mode}, {args.requests} requests x {args.rounds} rounds, "
+        f"concurrency {args.concurrency})",
+        "",
+        f"machine: {machine['nproc']} CPUs, Python {machine['python']}, {machine['platform']}",
+        "",
+        "| target | p50 ms | p99 ms | overhead p50 ms | overhead p99 ms | throughput req/s "
+        "| proxy CPU µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in TARGETS:
+        row = summary[t]
+        cpu = row["cpu_us_per_request"]
+        proxy_cpu = {"direct": "-", "bare": f"{cpu['bare']:.0f}", "toolwatch": f"{cpu['toolwatch']:.0f}"
+                     f" (+{cpu['recorder']:.0f} recorder)"}[t]
+        oh50 = f"{row['overhead_p50_ms']:.3f}" if t != "direct" else "-"
+        oh99 = f"{row['overhead_p99_ms']:.3f}" if t != "direct" else "-"
+        lines.append(
+            f"| {t} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {oh50} | {oh99} "
+            f"| {row['throughput_rps']:.0f} | {proxy_cpu} |"
+        )
+    r = summary["ratios"]
+    ok = {
+        "overhead_p50": r["overhead_p50"] <= LIMITS["overhead_p50"],
+        "overhead_p99": r["overhead_p99"] <= LIMITS["overhead_p99"],
+        "throughput": r["throughput"] >= LIMITS["throughput"],
+    }
+    lines += [
+        "",
+        "| toolwatch / bare | measured | target | |",
+        "|---|---:|---:|---|",
+        f"| overhead p50 | {r['overhead_p50']:.2f}x | <= 1.5x | {'ok' if ok['overhead_p50'] else 'MISSED'} |",
+        f"| overhead p99 | {r['overhead_p99']:.2f}x | <= 1.5x | {'ok' if ok['overhead_p99'] else 'MISSED'} |",
+        f"| throughput | {r['throughput']:.2f}x | >= 0.8x | {'ok' if ok['throughput'] else 'MISSED'} |",
+    ]
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> int:
+    machine = {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    workdir = Path(tempfile.mkdtemp(prefix="toolwatch-bench-"))
+    children: list[Child] = []
+    tw: Toolwatch | None = None
+    try:
+        upstream = await Child.start("upstream", "upstream")
+        children.append(upstream)
+        up_url = (await upstream.read(60.0))["url"]
+        bare = await Child.start("bare", "bare", up_url)
+        children.append(bare)
+        bare_url = (await bare.read(60.0))["url"]
+        tw = Toolwatch(workdir, up_url, dict(kv.split("=", 1) for kv in args.toolwatch_env))
+        await tw.start()
+        load = await Child.start("load", "load")
+        children.append(load)
+        await load.read(60.0)
+        await tw.wait_recorded(0)  # the recorder is up, so its CPU can be measured from the start
+        urls = {
+            "direct": f"{up_url}/v1/chat/completions",
+            "bare": f"{bare_url}/v1/chat/completions",
+            "toolwatch": f"{tw.url}/openai/v1/chat/completions",
+        }
+        pids = {
+            "upstream": upstream.proc.pid, "bare": bare.proc.pid, "load": load.proc.pid,
+            "toolwatch": tw.proc.pid if tw.proc else None, "recorder": tw.recorder_pid(),
+        }
+        rounds: list[dict[str, dict[str, Any]]] = []
+        started = time.monotonic()
+        sent = 0
+        for i in range(args.rounds):
+            order = TARGETS[i % 3:] + TARGETS[: i % 3]  # rotate, so no target always runs first
+            results = {}
+            for t in order:
+                results[t] = await measure(load, urls[t], args, pids)
+                r = results[t]
+                print(
+                    f"round {i + 1}/{args.rounds} {t:9} p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms "
+                    f"{r['throughput_rps']:6.0f} req/s  errors {r['errors']}", file=sys.stderr, flush=True,
+                )
+                if r["errors"]:
+                    raise RuntimeError(f"{t}: {r['errors']} bad responses, e.g. {r['first_error']}")
+                if t == "toolwatch":
+                    # Let the recorder catch up, so its backlog does not run during another target's turn.
+                    sent += args.warmup + args.requests
+                    await tw.wait_recorded(sent)
+            rounds.append(results)
+        elapsed = time.monotonic() - started
+        expected = sent  # every request toolwatch answered, warm-ups included
+        status = await tw.wait_recorded(expected)
+        rc = await tw.stop()
+        summary = summarise(rounds)
+        print(report(summary, machine, args))
+        recorded = {k: status.get(k) for k in (
+            "exchanges_spooled", "calls_written", "records_dropped", "record_failures", "build_errors",
+            "store_errors", "damaged_frames", "recorder_restarts")}
+        print(
+            f"\ntoolwatch recorded: calls_written {recorded['calls_written']} of {expected} sent, "
+            f"records_dropped {recorded['records_dropped']}, record_failures {recorded['record_failures']}, "
+            f"build_errors {recorded['build_errors']}; exit code after SIGTERM {rc}"
+        )
+        problems = tw.log_problems()
+        if problems:
+            print(f"toolwatch log had {len(problems)} warning/error lines, first: {problems[0]}")
+        print(f"measured for {elapsed:.0f}s")
+        out = Path(args.out) if args.out else HERE / "results" / (
+            "proxy_overhead-stream.json" if args.stream else "proxy_overhead.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(orjson.dumps({
+            "machine": machine, "args": vars(args), "summary": summary, "limits": LIMITS, "rounds": rounds,
+            "toolwatch_status": recorded, "toolwatch_exit_code": rc, "measured_seconds": elapsed,
+        }, option=orjson.OPT_INDENT_2))
+        print(f"results: {out}")
+        return 0 if recorded["calls_written"] == expected and rc == 0 else 1
+    finally:
+        for child in reversed(children):
+            await child.stop()
+        if tw is not None and tw.proc is not None and tw.proc.returncode is None:
+            await tw.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=3000, help="measured requests per target and round")
+    ap.add_argument("--warmup", type=int, default=300, help="unmeasured requests before each measured run")
+    ap.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    ap.add_argument("--rounds", type=int, default=10, help="rounds over all targets; medians are reported")
+    ap.add_argument("--stream", action="store_true", help="ask for SSE streams instead of JSON replies")
+    ap.add_argument(
+        "--toolwatch-env", action="append", default=[], metavar="KEY=VALUE",
+        help="extra environment for toolwatch serve, e.g. TOOLWATCH_ACCESS_LOG=false (repeatable)",
+    )
+    ap.add_argument("--out", help="JSON results path (default bench/results/proxy_overhead[-stream].json)")
+    args = ap.parse_args()
+    if any("=" not in kv for kv in args.toolwatch_env):
+        ap.error("--toolwatch-env takes KEY=VALUE")
+    if args.requests < 100 or args.concurrency < 1 or args.rounds < 1 or args.warmup < 0:
+        ap.error("need --requests >= 100, --concurrency >= 1, --rounds >= 1, --warmup >= 0")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
