@@ -1,0 +1,65 @@
+"""The command line: argument errors, output formatting, and reading a stopped store directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.harness import run_cli
+from toolwatch.cli import format_calls, main
+
+
+def test_bad_last_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["calls", "--last", "0", "--store", f"chdb://{tmp_path}/s"]) == 2
+    assert "--last must be between 1 and 10000" in capsys.readouterr().err
+
+
+def test_bad_config_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "toolwatch.toml"
+    cfg.write_text('port = "eighty"\n')
+    assert main(["calls", "--config", str(cfg), "--server", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err and "port" in err
+
+
+def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calls", "--server", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach the toolwatch server at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_format_calls_shows_tool_calls_and_invalid_arguments() -> None:
+    rows = [
+        {
+            "ts": "2026-11-25T10:00:00.123000+00:00",
+            "upstream": "openai",
+            "model": "gpt-x",
+            "status": 200,
+            "outcome": "ok",
+            "finish_reason": "tool_calls",
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "latency_ms": 12.3,
+            "session_id": "s1",
+            "parse_status": "ok",
+            "tool_calls": [[0, "call_1", "lookup", '{"a": 1}', True], [1, "call_2", "lookup", "{bad", False]],
+        }
+    ]
+    text = format_calls(rows)
+    assert "openai/gpt-x" in text and "session=s1" in text
+    assert '#0 lookup({"a": 1}) id=call_1' in text
+    assert "#1 lookup({bad) id=call_2  [arguments not a JSON object]" in text
+    assert format_calls([]) == "no calls recorded yet"
+
+
+async def test_migrate_and_calls_on_a_stopped_store(tmp_path: Path) -> None:
+    store = f"chdb://{tmp_path / 'store'}"
+    rc, out, err = await run_cli("migrate", "--store", store)
+    assert rc == 0, err
+    assert "applied 1 migration(s)" in out and "0001 core_tables" in out
+    rc, out, err = await run_cli("migrate", "--store", store)
+    assert rc == 0 and "applied 0 migration(s)" in out
+    rc, out, err = await run_cli("calls", "--json", "--store", store)
+    assert rc == 0, err
+    assert json.loads(out) == []
