@@ -6,7 +6,7 @@ frame twice yields the same ids and a retried insert can be deduplicated.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +58,10 @@ class LlmCall(_Record):
     user_id: str = ""
     properties: dict[str, str] = Field(default_factory=dict)
     request_id: str = ""  # the upstream's request id header
+    conv_key: str = ""  # session key from the conversation's opening ("" when it cannot be placed)
+    opening_key: str = ""  # system prompt and first user message only
+    first_prior_tool_call_id: str = ""  # the earliest tool-call id the request carries
+    previous_response_id: str = ""
 
 
 class ToolCall(_Record):
@@ -75,6 +79,10 @@ class ToolCall(_Record):
     name: str
     raw_arguments: str
     arguments: str | None = None  # compact JSON text of the parsed object
+    # "", truncated, invalid_json, unknown_tool, schema_violation or in_text (the first that applies)
+    malformed_kind: str = ""
+    malformed_detail: str = ""
+    conv_key: str = ""
 
 
 class ToolResult(_Record):
@@ -91,6 +99,8 @@ class ToolResult(_Record):
     content_bytes: int  # size before truncation
     truncated: bool = False
     is_error: bool | None = None  # the provider's explicit flag (Anthropic is_error), else null
+    error_rule: str = ""  # the outcome rule that fired ("" = ok); see toolwatch.recorder.outcomes
+    classified_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 class Body(_Record):

@@ -273,8 +273,8 @@ def test_any_json_never_raises(value: Any) -> None:
 def test_mutated_samples_never_raise(data: st.DataObject) -> None:
     request = json.loads(fixture("anthropic_messages", "request_tool_results.json"))
     assert isinstance(parse_request(json.dumps(mutate(data, request, ANTHROPIC_JSON)).encode()), ParsedRequest)
-    body = json.loads(fixture("anthropic_messages", data.draw(st.sampled_from(BODIES))))
-    assert parse_body(json.dumps(mutate(data, body, ANTHROPIC_JSON)).encode()).complete
+    body = mutate(data, json.loads(fixture("anthropic_messages", data.draw(st.sampled_from(BODIES)))), ANTHROPIC_JSON)
+    assert parse_body(json.dumps(body).encode()).complete == isinstance(body, dict)
     streamed = mutate_stream(data, stream(data.draw(st.sampled_from(STREAMS))), ANTHROPIC_JSON)
     assert replay(MessagesStreamParser, [streamed]) == parse_stream(streamed)
 

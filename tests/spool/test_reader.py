@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from toolwatch.schemas.exchange import Exchange
 from toolwatch.spool.frame import encode
@@ -287,9 +290,16 @@ async def test_crash_inside_commit_loses_no_frames_of_a_restarted_writer(tmp_pat
     proxy = writer()
     await proxy.start()
     proxy.append(exchange(0), b"q", b"r")
-    await proxy.close()
     recorder = SpoolReader(tmp_path)
-    assert ids(recorder.poll().frames) == [0]
+    got: list[int] = []
+    for _ in range(500):
+        got += ids(recorder.poll().frames)
+        if got:
+            break
+        await asyncio.sleep(0.01)
+    assert got == [0]
+    recorder.commit()  # checkpoint: the open segment w0-1 is read up to its end
+    await proxy.close()  # sealed
     (tmp_path / "recorder.tmp").mkdir()  # the checkpoint cannot be saved: the recorder "dies" in commit
     with pytest.raises(OSError):
         recorder.commit()

@@ -38,6 +38,14 @@ class ParsedRequest:
     prior_tool_call_ids: tuple[str, ...] = ()
     message_count: int = 0
     error: str | None = None  # set when the body is not JSON or not understood; fields above are best effort
+    # The opening of the conversation, which identifies a session without any header: the system prompt
+    # and the first user message as plain text (text parts joined with "\n"; cache markers, images and
+    # key order do not matter), and the first assistant reply if the request carries one.
+    system_text: str = ""
+    first_user_text: str = ""
+    first_reply_text: str | None = None  # None when the request has no assistant turn yet
+    first_reply_tool_ids: tuple[str, ...] = ()  # tool-call ids of that first assistant reply
+    previous_response_id: str | None = None  # OpenAI Responses API link to the previous call
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def _tool_spec(item: object) -> object:
     """The ``function`` (or ``custom``) object of a ``tools`` entry."""
     tool = as_dict(item) or {}
     kind = tool.get("type", "function")
-    return tool.get(kind) if isinstance(kind, str) else None
+    return tool.get(kind)
 
 
 def _content_text(content: object) -> str:

@@ -15,6 +15,9 @@ import orjson
 
 from toolwatch.providers import registry
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
+from toolwatch.recorder.outcomes import Classifier
+from toolwatch.recorder.sessions import conv_key, opening_key
+from toolwatch.recorder.validate import SchemaCache, classify
 from toolwatch.schemas.exchange import Exchange
 from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
 from toolwatch.spool.frame import Frame
@@ -28,6 +31,8 @@ _NS_RESULT = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a02")
 class BuildOptions:
     result_max_bytes: int = 64 * 1024
     store_bodies: bool = True
+    schemas: SchemaCache = field(default_factory=SchemaCache)  # compiled once, shared by every build
+    classifier: Classifier = field(default_factory=Classifier)
 
 
 @dataclass
@@ -77,9 +82,7 @@ def _arguments(raw: str) -> str | None:
     return orjson.dumps(value).decode() if isinstance(value, dict) else None
 
 
-def _parse(
-    ex: Exchange, endpoint: str, frame: Frame
-) -> tuple[ParsedRequest, ParsedResponse, str, str | None]:
+def _parse(ex: Exchange, endpoint: str, frame: Frame) -> tuple[ParsedRequest, ParsedResponse, str, str | None]:
     if ex.request_truncated or ex.response_truncated:
         return ParsedRequest(), ParsedResponse(), "too_large", "body larger than the parse limit"
     req = registry.parse_request(endpoint, frame.request)
@@ -112,6 +115,7 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         req, resp, parse_status, parse_error = _parse(ex, endpoint, frame)
     model = resp.model or req.model or ""
     common = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
+    ckey = conv_key(req, resp)
     call = LlmCall(
         call_id=ex.id,
         ts=ex.started_at,
@@ -149,11 +153,20 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         user_id=ex.user_id or "",
         properties=dict(ex.properties),
         request_id=ex.response_headers.get("x-request-id") or ex.response_headers.get("request-id") or "",
+        conv_key=ckey,
+        opening_key=opening_key(req),
+        first_prior_tool_call_id=req.prior_tool_call_ids[0] if req.prior_tool_call_ids else "",
+        previous_response_id=req.previous_response_id or "",
         **common,
     )
     built = Built(call)
-    for tc in resp.tool_calls:
-        built.tool_calls.append(_tool_call(ex, model, tc, common))
+    declared = {t.name: t.schema_json for t in req.tools}
+    last = len(resp.tool_calls) - 1
+    for i, tc in enumerate(resp.tool_calls):
+        verdict = classify(
+            tc.name, tc.raw_arguments, declared, finish_reason=resp.finish_reason, is_last=i == last, cache=opts.schemas
+        )
+        built.tool_calls.append(_tool_call(ex, model, tc, common, verdict.kind, verdict.detail, ckey))
     for tr in req.tool_results:
         content, size, truncated = _truncate(tr.content, opts.result_max_bytes)
         built.tool_results.append(
@@ -167,6 +180,8 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
                 content_bytes=size,
                 truncated=truncated,
                 is_error=tr.is_error,
+                error_rule=opts.classifier.classify(tr.content, tr.is_error),
+                classified_at=ex.started_at,
                 **common,
             )
         )
@@ -182,7 +197,9 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
     return built
 
 
-def _tool_call(ex: Exchange, model: str, tc: ToolCallOut, common: dict[str, str]) -> ToolCall:
+def _tool_call(
+    ex: Exchange, model: str, tc: ToolCallOut, common: dict[str, str], kind: str, detail: str, ckey: str
+) -> ToolCall:
     return ToolCall(
         tool_call_uid=uuid.uuid5(_NS_TOOL_CALL, f"{ex.id}\x00{tc.index}"),
         call_id=ex.id,
@@ -194,5 +211,8 @@ def _tool_call(ex: Exchange, model: str, tc: ToolCallOut, common: dict[str, str]
         name=tc.name,
         raw_arguments=tc.raw_arguments,
         arguments=_arguments(tc.raw_arguments),
+        malformed_kind=kind,
+        malformed_detail=detail,
+        conv_key=ckey,
         **common,
     )

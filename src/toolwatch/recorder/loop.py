@@ -153,9 +153,7 @@ class Recorder:
             if stop.is_set():
                 if deadline is None:
                     deadline = time.monotonic() + shutdown_timeout
-                if time.monotonic() >= deadline or (
-                    not self.batch.rows() and self.reader.pending_bytes() == 0
-                ):
+                if time.monotonic() >= deadline or (not self.batch.rows() and self.reader.pending_bytes() == 0):
                     break
             try:
                 worked = self.step()
@@ -168,6 +166,4 @@ class Recorder:
             if not worked:
                 time.sleep(idle_sleep)
         if self.batch.rows():
-            log.warning(
-                "recorder stopped with %d records unwritten; they stay in the spool", self.batch.rows()
-            )
+            log.warning("recorder stopped with %d records unwritten; they stay in the spool", self.batch.rows())

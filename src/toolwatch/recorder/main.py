@@ -78,9 +78,7 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
         batch_interval=settings.batch_interval,
     )
     stop = threading.Event()
-    worker = threading.Thread(
-        target=work, args=(recorder, store, stop, settings), name="recorder", daemon=True
-    )
+    worker = threading.Thread(target=work, args=(recorder, store, stop, settings), name="recorder", daemon=True)
     worker.start()
 
     runner = web.AppRunner(make_app(recorder, store), access_log=None)
