@@ -50,9 +50,9 @@ class Classifier:
             return "is_error"
         head = content[:_HEAD]
         if head.lstrip().startswith("{"):
-            rule = _json_rule(content)
-            if rule is not None:  # a JSON object is judged by its fields only
-                return rule
+            verdict = _json_rule(content)
+            if verdict is not None:  # a JSON object is judged by its fields only
+                return verdict
         for rule in self.rules:
             if rule.pattern.search(head):
                 return rule.name

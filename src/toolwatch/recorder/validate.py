@@ -87,7 +87,7 @@ def classify(
             try:
                 validator(args)
             except fastjsonschema.JsonSchemaException as e:
-                return Verdict("schema_violation", str(e.message)[:300])
+                return Verdict("schema_violation", str(e)[:300])
             except Exception as e:  # noqa: BLE001 - a validator bug must not stop the recorder
                 return Verdict("", f"validator failed: {type(e).__name__}")
     return OK
