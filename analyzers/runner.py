@@ -19,8 +19,32 @@ def sql(name: str) -> str:
     return resources.files("toolwatch.analyzers").joinpath(f"{name}.sql").read_text()
 
 
+# analyzers that read other analyzers as common table expressions, in dependency order
+CTES: dict[str, tuple[str, ...]] = {
+    "report": ("tool_outcomes", "steps"),
+    "sessions": ("tool_outcomes", "steps"),
+    "session": ("tool_outcomes", "steps"),
+}
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
+
+
+@cache
+def composed(name: str) -> str:
+    """The analyzer's SQL with the analyzers it builds on prepended as named CTEs."""
+    body = _strip_comments(sql(name))
+    ctes = [f"{cte} AS (\n{_strip_comments(sql(cte))}\n)" for cte in CTES.get(name, ())]
+    if not ctes:
+        return body
+    if body[:4].upper() == "WITH":
+        return "WITH " + ",\n".join(ctes) + ",\n" + body[4:].lstrip()
+    return "WITH " + ",\n".join(ctes) + "\n" + body
+
+
 def run(client: Client, name: str, **params: Any) -> list[dict[str, Any]]:
-    result = client.query(sql(name), parameters=params)
+    result = client.query(composed(name), parameters=params)
     cols = result.column_names
     return [{c: jsonable(v) for c, v in zip(cols, row, strict=True)} for row in result.result_rows]
 

@@ -25,9 +25,7 @@ from toolwatch.testing.upstreams import FakeUpstream, Reply, ToolCallSpec
 # The model answers every request with a short text and one tool call, as in an agent loop.
 REPLY = Reply(
     text="Let me check the current conditions for you.",
-    tool_calls=(
-        ToolCallSpec("get_weather", '{"city": "Paris", "country": "FR", "unit": "celsius", "days": 3}'),
-    ),
+    tool_calls=(ToolCallSpec("get_weather", '{"city": "Paris", "country": "FR", "unit": "celsius", "days": 3}'),),
 )
 
 
@@ -86,7 +84,9 @@ async def bare(upstream_url: str) -> None:
     async def session_ctx(app: web.Application) -> Any:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60.0)
         async with aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
         ) as session:
             app[SESSION] = session
@@ -117,12 +117,17 @@ HEADERS = {
     "X-Stainless-Async": "async:asyncio",
 }
 _TOOLS = [
-    ("get_weather", "Current weather and a forecast for a city.", {"city": "string", "country": "string",
-                                                                    "unit": "string", "days": "integer"}),
-    ("search_docs", "Full-text search over the team's documentation.",
-     {"query": "string", "limit": "integer"}),
-    ("create_ticket", "Open a ticket in the issue tracker.", {"title": "string", "body": "string",
-                                                               "priority": "string"}),
+    (
+        "get_weather",
+        "Current weather and a forecast for a city.",
+        {"city": "string", "country": "string", "unit": "string", "days": "integer"},
+    ),
+    ("search_docs", "Full-text search over the team's documentation.", {"query": "string", "limit": "integer"}),
+    (
+        "create_ticket",
+        "Open a ticket in the issue tracker.",
+        {"title": "string", "body": "string", "priority": "string"},
+    ),
     ("run_sql", "Run a read-only SQL query on the analytics warehouse.", {"sql": "string"}),
 ]
 _SYSTEM = (
@@ -157,19 +162,38 @@ def bodies(stream: bool, variants: int = 16) -> list[bytes]:
         for turn in range(1 + v % 3):
             messages.append({"role": "user", "content": f"Request {v}.{turn}: what is the weather in Paris?"})
             call_id = f"call_{v:03d}{turn}abcdefghijklmnop"
-            messages.append({
-                "role": "assistant", "content": None,
-                "tool_calls": [{"id": call_id, "type": "function", "function": {
-                    "name": "get_weather", "arguments": '{"city": "Paris", "country": "FR", "days": 3}'}}],
-            })
-            messages.append({
-                "role": "tool", "tool_call_id": call_id,
-                "content": '{"temperature_c": 14.5, "conditions": "light rain", "wind_kph": 18, '
-                           '"forecast": [15, 17, 12], "source": "meteo-bench"}' + " " * (v * 20),
-            })
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {
+                                "name": "get_weather",
+                                "arguments": '{"city": "Paris", "country": "FR", "days": 3}',
+                            },
+                        }
+                    ],
+                }
+            )
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call_id,
+                    "content": '{"temperature_c": 14.5, "conditions": "light rain", "wind_kph": 18, '
+                    '"forecast": [15, 17, 12], "source": "meteo-bench"}' + " " * (v * 20),
+                }
+            )
         messages.append({"role": "user", "content": "And tomorrow? Please check again."})
-        body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": messages, "tools": tools,
-                                "tool_choice": "auto", "temperature": 0.2}
+        body: dict[str, Any] = {
+            "model": "gpt-4o-mini",
+            "messages": messages,
+            "tools": tools,
+            "tool_choice": "auto",
+            "temperature": 0.2,
+        }
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

@@ -28,11 +28,10 @@ from typing import Any
 
 import aiohttp
 import orjson
+from overhead_report import LIMITS, TARGETS, percentile, report, summarise
 
 HERE = Path(__file__).resolve().parent
 ROLES = HERE / "overhead_roles.py"
-TARGETS = ("direct", "bare", "toolwatch")
-LIMITS = {"overhead_p50": 1.5, "overhead_p99": 1.5, "throughput": 0.8}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -43,10 +42,14 @@ class Child:
         self.proc, self.name = proc, name
 
     @classmethod
-    async def start(cls, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
+    async def start(cls, name: str, *args: str) -> Child:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROLES), *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env=env, limit=1 << 24,
+            sys.executable,
+            str(ROLES),
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,  # a load run answers with every latency on one line
         )
         return cls(proc, name)
 
@@ -88,8 +91,16 @@ class Toolwatch:
         env = {**os.environ, "TOOLWATCH_UPSTREAM_OPENAI_URL": self.upstream_url, **self.extra_env}
         with open(self.log_path, "wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                *cmd, "serve", "--port", "0", "--store", f"chdb://{self.workdir / 'store'}",
-                stdout=asyncio.subprocess.PIPE, stderr=log, env=env, cwd=self.workdir,
+                *cmd,
+                "serve",
+                "--port",
+                "0",
+                "--store",
+                f"chdb://{self.workdir / 'store'}",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env=env,
+                cwd=self.workdir,
             )
         assert self.proc.stdout is not None
         line = (await asyncio.wait_for(self.proc.stdout.readline(), 120.0)).decode()
@@ -152,20 +163,21 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    rank = max(1, -(-len(sorted_values) * q // 100))
-    return sorted_values[int(rank) - 1]
+def machine_busy_seconds() -> float:
+    """CPU time all processes on the machine used so far (including steal), in seconds."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICK
 
 
-async def measure(
-    load: Child, url: str, args: argparse.Namespace, pids: dict[str, int | None]
-) -> dict[str, Any]:
+async def measure(load: Child, url: str, args: argparse.Namespace, pids: dict[str, int | None]) -> dict[str, Any]:
     """Warm up, then one measured run; CPU is that of the measured run only."""
     cmd = {"url": url, "concurrency": args.concurrency, "stream": args.stream}
     warm = await load.ask({**cmd, "n": args.warmup}, 600.0)
     before = {k: cpu_seconds(p) for k, p in pids.items()}
+    busy = machine_busy_seconds()
     res = await load.ask({**cmd, "n": args.requests}, 600.0)
+    busy = machine_busy_seconds() - busy
     cpu = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
     lat = sorted(res["latencies"])
     return {
@@ -177,152 +189,149 @@ async def measure(
         "errors": res["errors"] + warm["errors"],
         "first_error": res["first_error"] or warm["first_error"],
         "cpu_us_per_request": {k: v / args.requests * 1e6 for k, v in cpu.items()},
+        # CPUs kept busy by everything else on the machine: the noise this run was measured under.
+        "other_load_cpus": max(0.0, busy - sum(cpu.values())) / res["wall"],
     }
 
 
-def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Medians over rounds; overheads are paired with the direct run of the same round."""
-    med = statistics.median
-    out: dict[str, Any] = {}
-    for t in TARGETS:
-        runs = [r[t] for r in rounds]
-        row = {k: med(run[k] for run in runs) for k in ("p50_ms", "p90_ms", "p99_ms", "throughput_rps")}
-        row["cpu_us_per_request"] = {
-            k: med(run["cpu_us_per_request"][k] for run in runs) for k in runs[0]["cpu_us_per_request"]
-        }
-        if t != "direct":
-            for p in ("p50", "p99"):
-                row[f"overhead_{p}_ms"] = med(r[t][f"{p}_ms"] - r["direct"][f"{p}_ms"] for r in rounds)
-        out[t] = row
-    tw, bare = out["toolwatch"], out["bare"]
-    out["ratios"] = {
-        "overhead_p50": tw["overhead_p50_ms"] / bare["overhead_p50_ms"],
-        "overhead_p99": tw["overhead_p99_ms"] / bare["overhead_p99_ms"],
-        "throughput": tw["throughput_rps"] / bare["throughput_rps"],
-    }
-    return out
+class Bench:
+    """The processes of one benchmark run, started in ``start`` and always ended in ``stop``."""
 
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.children: list[Child] = []
+        self.tw: Toolwatch | None = None
+        self.urls: dict[str, str] = {}
+        self.pids: dict[str, int | None] = {}
+        self.body_sizes: list[int] = []
+        self.sent_to_toolwatch = 0
 
-def report(summary: dict[str, Any], machine: dict[str, Any], args: argparse.Namespace) -> str:
-    mode = "SSE stream" if args.stream else "JSON"
-    lines = [
-        f"## toolwatch proxy overhead ({mode}, {args.requests} requests x {args.rounds} rounds, "
-        f"concurrency {args.concurrency})",
-        "",
-        f"machine: {machine['nproc']} CPUs, Python {machine['python']}, {machine['platform']}",
-        "",
-        "| target | p50 ms | p99 ms | overhead p50 ms | overhead p99 ms | throughput req/s "
-        "| proxy CPU µs/req |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for t in TARGETS:
-        row = summary[t]
-        cpu = row["cpu_us_per_request"]
-        proxy_cpu = {"direct": "-", "bare": f"{cpu['bare']:.0f}", "toolwatch": f"{cpu['toolwatch']:.0f}"
-                     f" (+{cpu['recorder']:.0f} recorder)"}[t]
-        oh50 = f"{row['overhead_p50_ms']:.3f}" if t != "direct" else "-"
-        oh99 = f"{row['overhead_p99_ms']:.3f}" if t != "direct" else "-"
-        lines.append(
-            f"| {t} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {oh50} | {oh99} "
-            f"| {row['throughput_rps']:.0f} | {proxy_cpu} |"
-        )
-    r = summary["ratios"]
-    ok = {
-        "overhead_p50": r["overhead_p50"] <= LIMITS["overhead_p50"],
-        "overhead_p99": r["overhead_p99"] <= LIMITS["overhead_p99"],
-        "throughput": r["throughput"] >= LIMITS["throughput"],
-    }
-    lines += [
-        "",
-        "| toolwatch / bare | measured | target | |",
-        "|---|---:|---:|---|",
-        f"| overhead p50 | {r['overhead_p50']:.2f}x | <= 1.5x | {'ok' if ok['overhead_p50'] else 'MISSED'} |",
-        f"| overhead p99 | {r['overhead_p99']:.2f}x | <= 1.5x | {'ok' if ok['overhead_p99'] else 'MISSED'} |",
-        f"| throughput | {r['throughput']:.2f}x | >= 0.8x | {'ok' if ok['throughput'] else 'MISSED'} |",
-    ]
-    return "\n".join(lines)
+    async def _child(self, role: str, *args: str) -> tuple[Child, dict[str, Any]]:
+        child = await Child.start(role, role, *args)
+        self.children.append(child)
+        return child, await child.read(60.0)
 
-
-async def run(args: argparse.Namespace) -> int:
-    machine = {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    workdir = Path(tempfile.mkdtemp(prefix="toolwatch-bench-"))
-    children: list[Child] = []
-    tw: Toolwatch | None = None
-    try:
-        upstream = await Child.start("upstream", "upstream")
-        children.append(upstream)
-        up_url = (await upstream.read(60.0))["url"]
-        bare = await Child.start("bare", "bare", up_url)
-        children.append(bare)
-        bare_url = (await bare.read(60.0))["url"]
-        tw = Toolwatch(workdir, up_url, dict(kv.split("=", 1) for kv in args.toolwatch_env))
+    async def start(self) -> None:
+        upstream, hello = await self._child("upstream")
+        up_url = hello["url"]
+        bare, hello = await self._child("bare", up_url)
+        bare_url = hello["url"]
+        self.tw = tw = Toolwatch(self.workdir, up_url, dict(kv.split("=", 1) for kv in self.args.toolwatch_env))
         await tw.start()
-        load = await Child.start("load", "load")
-        children.append(load)
-        await load.read(60.0)
-        await tw.wait_recorded(0)  # the recorder is up, so its CPU can be measured from the start
-        urls = {
+        load, hello = await self._child("load")
+        self.body_sizes = hello["body_sizes"]
+        await tw.wait_recorded(0)  # the recorder is up, so its CPU is measured from the first run
+        self.load = load
+        self.urls = {
             "direct": f"{up_url}/v1/chat/completions",
             "bare": f"{bare_url}/v1/chat/completions",
             "toolwatch": f"{tw.url}/openai/v1/chat/completions",
         }
-        pids = {
-            "upstream": upstream.proc.pid, "bare": bare.proc.pid, "load": load.proc.pid,
-            "toolwatch": tw.proc.pid if tw.proc else None, "recorder": tw.recorder_pid(),
+        self.pids = {
+            "upstream": upstream.proc.pid,
+            "bare": bare.proc.pid,
+            "load": load.proc.pid,
+            "toolwatch": tw.proc.pid if tw.proc else None,
+            "recorder": tw.recorder_pid(),
         }
-        rounds: list[dict[str, dict[str, Any]]] = []
-        started = time.monotonic()
-        sent = 0
+
+    async def rounds(self) -> list[dict[str, dict[str, Any]]]:
+        assert self.tw is not None
+        args, rounds = self.args, []
         for i in range(args.rounds):
-            order = TARGETS[i % 3:] + TARGETS[: i % 3]  # rotate, so no target always runs first
             results = {}
-            for t in order:
-                results[t] = await measure(load, urls[t], args, pids)
-                r = results[t]
+            for t in TARGETS[i % 3 :] + TARGETS[: i % 3]:  # rotated, so no target always runs first
+                results[t] = r = await measure(self.load, self.urls[t], args, self.pids)
                 print(
                     f"round {i + 1}/{args.rounds} {t:9} p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms "
-                    f"{r['throughput_rps']:6.0f} req/s  errors {r['errors']}", file=sys.stderr, flush=True,
+                    f"{r['throughput_rps']:6.0f} req/s  other load {r['other_load_cpus']:.2f} CPUs",
+                    file=sys.stderr,
+                    flush=True,
                 )
                 if r["errors"]:
                     raise RuntimeError(f"{t}: {r['errors']} bad responses, e.g. {r['first_error']}")
                 if t == "toolwatch":
                     # Let the recorder catch up, so its backlog does not run during another target's turn.
-                    sent += args.warmup + args.requests
-                    await tw.wait_recorded(sent)
+                    self.sent_to_toolwatch += args.warmup + args.requests
+                    await self.tw.wait_recorded(self.sent_to_toolwatch)
             rounds.append(results)
-        elapsed = time.monotonic() - started
-        expected = sent  # every request toolwatch answered, warm-ups included
-        status = await tw.wait_recorded(expected)
-        rc = await tw.stop()
-        summary = summarise(rounds)
-        print(report(summary, machine, args))
-        recorded = {k: status.get(k) for k in (
-            "exchanges_spooled", "calls_written", "records_dropped", "record_failures", "build_errors",
-            "store_errors", "damaged_frames", "recorder_restarts")}
-        print(
-            f"\ntoolwatch recorded: calls_written {recorded['calls_written']} of {expected} sent, "
-            f"records_dropped {recorded['records_dropped']}, record_failures {recorded['record_failures']}, "
-            f"build_errors {recorded['build_errors']}; exit code after SIGTERM {rc}"
-        )
-        problems = tw.log_problems()
-        if problems:
-            print(f"toolwatch log had {len(problems)} warning/error lines, first: {problems[0]}")
-        print(f"measured for {elapsed:.0f}s")
-        out = Path(args.out) if args.out else HERE / "results" / (
-            "proxy_overhead-stream.json" if args.stream else "proxy_overhead.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(orjson.dumps({
-            "machine": machine, "args": vars(args), "summary": summary, "limits": LIMITS, "rounds": rounds,
-            "toolwatch_status": recorded, "toolwatch_exit_code": rc, "measured_seconds": elapsed,
-        }, option=orjson.OPT_INDENT_2))
-        print(f"results: {out}")
-        return 0 if recorded["calls_written"] == expected and rc == 0 else 1
-    finally:
-        for child in reversed(children):
+        return rounds
+
+    async def stop(self) -> None:
+        for child in reversed(self.children):
             await child.stop()
-        if tw is not None and tw.proc is not None and tw.proc.returncode is None:
-            await tw.stop()
+        if self.tw is not None and self.tw.proc is not None and self.tw.proc.returncode is None:
+            await self.tw.stop()
+
+
+STATUS_KEYS = (
+    "exchanges_spooled",
+    "calls_written",
+    "records_dropped",
+    "record_failures",
+    "build_errors",
+    "store_errors",
+    "damaged_frames",
+    "recorder_restarts",
+)
+
+
+async def run(args: argparse.Namespace) -> int:
+    machine = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_before": os.getloadavg()[0],
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="toolwatch-bench-"))
+    bench = Bench(args, workdir)
+    try:
+        await bench.start()
+        assert bench.tw is not None
+        started = time.monotonic()
+        rounds = await bench.rounds()
+        elapsed = time.monotonic() - started
+        expected = bench.sent_to_toolwatch  # warm-ups included
+        status = await bench.tw.wait_recorded(expected)
+        rc = await bench.tw.stop()
+        problems = bench.tw.log_problems()
+    except BaseException:
+        if bench.tw is not None:
+            print(f"toolwatch log (last lines):\n{bench.tw.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        await bench.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+    summary = summarise(rounds)
+    machine["request_body_bytes"] = [min(bench.body_sizes), max(bench.body_sizes)]
+    print(report(summary, machine, args))
+    recorded = {k: status.get(k) for k in STATUS_KEYS}
+    print(
+        f"\ntoolwatch recorded: calls_written {recorded['calls_written']} of {expected} sent, "
+        f"records_dropped {recorded['records_dropped']}, record_failures {recorded['record_failures']}, "
+        f"build_errors {recorded['build_errors']}; exit code after SIGTERM {rc}"
+    )
+    if problems:
+        print(f"toolwatch log had {len(problems)} warning/error lines, first: {problems[0]}")
+    print(f"measured for {elapsed:.0f}s")
+    name = "proxy_overhead-stream.json" if args.stream else "proxy_overhead.json"
+    out = Path(args.out) if args.out else HERE / "results" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "machine": machine,
+        "args": vars(args),
+        "summary": summary,
+        "limits": LIMITS,
+        "rounds": rounds,
+        "toolwatch_status": recorded,
+        "toolwatch_exit_code": rc,
+        "measured_seconds": elapsed,
+    }
+    out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(f"results: {out}")
+    return 0 if recorded["calls_written"] == expected and rc == 0 else 1
 
 
 def main() -> int:
@@ -333,7 +342,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10, help="rounds over all targets; medians are reported")
     ap.add_argument("--stream", action="store_true", help="ask for SSE streams instead of JSON replies")
     ap.add_argument(
-        "--toolwatch-env", action="append", default=[], metavar="KEY=VALUE",
+        "--toolwatch-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra environment for toolwatch serve, e.g. TOOLWATCH_ACCESS_LOG=false (repeatable)",
     )
     ap.add_argument("--out", help="JSON results path (default bench/results/proxy_overhead[-stream].json)")

@@ -22,9 +22,7 @@ from toolwatch.logs import setup_logging
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="path of a toolwatch.toml (or TOOLWATCH_CONFIG)")
-    p.add_argument(
-        "--store", help="clickhouse-connect DSN: chdb:///abs/path or http(s)://user:pass@host:8123/db"
-    )
+    p.add_argument("--store", help="clickhouse-connect DSN: chdb:///abs/path or http(s)://user:pass@host:8123/db")
 
 
 def _reading(p: argparse.ArgumentParser) -> None:
@@ -46,6 +44,14 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("calls", help="the most recent calls with their tool calls")
     _reading(c)
     c.add_argument("--last", type=int, default=20, help="how many calls (default 20)")
+    r = sub.add_parser("report", help="per-model reliability figures")
+    _reading(r)
+    r.add_argument("--since", default="24h", help="window start: a duration back from --until (24h) or an ISO time")
+    r.add_argument("--until", help="window end: ISO time (default now)")
+    r.add_argument("--agent", help="only this agent (Toolwatch-Agent header)")
+    r.add_argument("--model", help="only this model")
+    r.add_argument("--abandon", help="idle time after which a session waiting for tool results is abandoned (10m)")
+    r.add_argument("--cascade-run", type=int, help="consecutive failed steps that make a cascade (3)")
     return ap
 
 
@@ -67,6 +73,24 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("--last must be between 1 and 10000")
             rows = read_api(settings, args.server, "calls", "recent_calls", {"last": args.last})
             print(json.dumps(rows, indent=2) if args.json else format_calls(rows))
+            return 0
+        if args.command == "report":
+            from toolwatch.analyzers.params import ParamError, report_params
+
+            try:
+                params = report_params(args.since, args.until, args.agent, args.model, args.abandon, args.cascade_run)
+            except ParamError as e:
+                raise ConfigError(str(e)) from e
+            api = {
+                "since": params["since"].isoformat(),
+                "until": params["until"].isoformat(),
+                "agent": params["agent"],
+                "model": params["model"],
+                "abandon": f"{params['abandon_s']}s",
+                "cascade_run": params["cascade_run"],
+            }
+            rows = read_api(settings, args.server, "report", "report", params, api_params=api)
+            print(json.dumps(rows, indent=2) if args.json else format_report(rows))
             return 0
     except ToolwatchError as e:
         print(f"toolwatch: {e}", file=sys.stderr)
@@ -121,9 +145,7 @@ def http_get(url: str) -> Any:
         raise StoreError(f"cannot reach the toolwatch server at {url.split('?')[0]}: {e}") from e
 
 
-def read_api(
-    settings: Settings, server: str | None, api_name: str, sql_name: str, params: dict[str, Any]
-) -> Any:
+def read_api(settings: Settings, server: str | None, api_name: str, sql_name: str, params: dict[str, Any]) -> Any:
     """Rows from the running server's read API, or from the store itself when no server holds it."""
     query = urllib.parse.urlencode(params)
     if server:
@@ -159,10 +181,36 @@ def format_calls(rows: list[dict[str, Any]]) -> str:
         for index, call_id, name, raw, valid in r.get("tool_calls") or []:
             args = raw if len(raw) <= 120 else raw[:117] + "..."
             lines.append(
-                f"    -> #{index} {name}({args}) id={call_id}"
-                + ("" if valid else "  [arguments not a JSON object]")
+                f"    -> #{index} {name}({args}) id={call_id}" + ("" if valid else "  [arguments not a JSON object]")
             )
     return "\n".join(lines)
+
+
+REPORT_COLUMNS = (
+    ("model", "model", "{}"),
+    ("calls", "llm_calls", "{}"),
+    ("tool calls", "tool_calls", "{}"),
+    ("malformed", "malformed_rate", "{:.1%}"),
+    ("tool err", "tool_error_rate", "{:.1%}"),
+    ("sessions", "sessions", "{}"),
+    ("success", "session_success_rate", "{:.1%}"),
+    ("recovery", "recovery_rate", "{:.1%}"),
+    ("cascade", "cascade_rate", "{:.1%}"),
+    ("loops", "loop_sessions", "{}"),
+    ("http err", "http_error_rate", "{:.1%}"),
+    ("p50 ms", "latency_p50_ms", "{:.0f}"),
+    ("p95 ms", "latency_p95_ms", "{:.0f}"),
+)
+
+
+def format_report(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no calls in this window"
+    table = [[h for h, _, _ in REPORT_COLUMNS]]
+    for r in rows:
+        table.append(["-" if r.get(k) is None else f.format(r[k]) for _, k, f in REPORT_COLUMNS])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table)
 
 
 if __name__ == "__main__":

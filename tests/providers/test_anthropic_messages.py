@@ -276,7 +276,8 @@ def test_mutated_samples_never_raise(data: st.DataObject) -> None:
     body = mutate(data, json.loads(fixture("anthropic_messages", data.draw(st.sampled_from(BODIES)))), ANTHROPIC_JSON)
     assert parse_body(json.dumps(body).encode()).complete == isinstance(body, dict)
     streamed = mutate_stream(data, stream(data.draw(st.sampled_from(STREAMS))), ANTHROPIC_JSON)
-    assert replay(MessagesStreamParser, [streamed]) == parse_stream(streamed)
+    cut = data.draw(st.integers(0, len(streamed)))
+    assert replay(MessagesStreamParser, [streamed[:cut], streamed[cut:]]) == parse_stream(streamed)
 
 
 # --- streams: edge cases not in the samples ----------------------------------------------------
@@ -491,6 +492,8 @@ def agrees(message: anthropic.types.Message, ours: ParsedResponse, streamed: boo
 
 @pytest.mark.parametrize("name", [s for s in STREAMS if s != "stream_overloaded_error.sse"])
 def test_sdk_reads_streams_alike(name: str) -> None:
+    # For the broken-off stream the SDK does not raise: it returns the message so far, with the tool input
+    # parsed leniently from the fragments that arrived (``{"path": "notes.md"}``) and stop_reason None.
     data = stream(name)
     with (
         sdk(data, "text/event-stream") as client,

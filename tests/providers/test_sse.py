@@ -146,7 +146,7 @@ def test_event_data_is_bounded_too() -> None:
 
 # --- properties -----------------------------------------------------------------------------------
 
-FIELD_TEXT = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=12)
+FIELD_TEXT = st.text(st.characters(exclude_characters="\r\n\x00", exclude_categories=["Cs"]), max_size=12)
 
 
 @FUZZ

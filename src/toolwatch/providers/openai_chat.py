@@ -7,7 +7,8 @@ Usage is normalised so that ``input_uncached`` excludes cache reads: OpenAI's ``
 models, compatible servers), ``cache_read`` is None and ``input_uncached`` is the whole ``prompt_tokens``.
 
 Only choice 0 is recorded; a response with ``n > 1`` gets a note in ``errors``. Legacy
-``function_call`` output is recorded as a tool call with index 0 and an empty id (it has none).
+``function_call`` output is recorded as a tool call with index 0 and an empty id (it has none); legacy
+``role: function`` messages carry no call id, so requests do not report them as tool results.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _tool_spec(item: object) -> object:
     """The ``function`` (or ``custom``) object of a ``tools`` entry."""
     tool = as_dict(item) or {}
     kind = tool.get("type", "function")
-    return tool.get(kind)
+    return tool.get(kind) if isinstance(kind, str) else None
 
 
 def _content_text(content: object) -> str:

@@ -1,0 +1,69 @@
+"""Parameters of the analyzers, parsed once for the CLI and the HTTP API alike.
+
+Windows: ``since`` is a duration back from ``until`` (``90s``, ``30m``, ``24h``, ``7d``) or an ISO-8601
+time; ``until`` is an ISO-8601 time or ``now`` (the default). Naive times are UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DEFAULT_ABANDON_S = 600
+DEFAULT_CASCADE_RUN = 3
+
+
+class ParamError(ValueError):
+    pass
+
+
+def duration_s(text: str) -> float:
+    m = _DURATION.match(text)
+    if not m:
+        raise ParamError(f"{text!r} is not a duration like 90s, 30m, 24h or 7d")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def instant(text: str | None, now: dt.datetime) -> dt.datetime:
+    if text is None or text.strip() in ("", "now"):
+        return now
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError as e:
+        raise ParamError(f"{text!r} is not an ISO-8601 time (e.g. 2026-11-25T10:00:00Z) or 'now'") from e
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def window(since: str | None, until: str | None, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    now = now or dt.datetime.now(dt.UTC)
+    end = instant(until, now)
+    since = since or "24h"
+    start = end - dt.timedelta(seconds=duration_s(since)) if _DURATION.match(since) else instant(since, now)
+    if start >= end:
+        raise ParamError("since must be before until")
+    return start, end
+
+
+def report_params(
+    since: str | None = None,
+    until: str | None = None,
+    agent: str | None = None,
+    model: str | None = None,
+    abandon: str | None = None,
+    cascade_run: int | str | None = None,
+) -> dict[str, Any]:
+    start, end = window(since, until)
+    run = DEFAULT_CASCADE_RUN if cascade_run in (None, "") else int(cascade_run)
+    if not 2 <= run <= 1000:
+        raise ParamError("cascade run length must be between 2 and 1000")
+    return {
+        "since": start,
+        "until": end,
+        "agent": agent or "",
+        "model": model or "",
+        "abandon_s": int(duration_s(abandon)) if abandon else DEFAULT_ABANDON_S,
+        "cascade_run": run,
+    }

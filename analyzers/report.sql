@@ -1,0 +1,113 @@
+-- Per-model reliability report. Needs the CTEs tool_outcomes and steps. Parameters: until, abandon_s,
+-- cascade_run, model (String, empty = all). Call and tool-call figures count toward each call's own model;
+-- session figures toward the session's model (most steps; ties: the later one).
+WITH
+    call_figures AS
+    (
+        SELECT
+            model,
+            any(upstream) AS upstream,
+            count() AS llm_calls,
+            countIf(status >= 400 OR status = 0) AS http_errors,
+            countIf(failed) AS failed_steps,
+            countIf(recovered) AS recovered_failures,
+            quantiles(0.5, 0.95)(latency_ms) AS latency,
+            quantileIf(0.5)(ifNull(ttfb_ms, 0), ttfb_ms IS NOT NULL) AS ttft_p50,
+            countIf(ttfb_ms IS NOT NULL) AS ttft_n,
+            sum(ifNull(input_tokens, 0)) AS input_tokens,
+            sum(ifNull(output_tokens, 0)) AS output_tokens
+        FROM steps
+        GROUP BY model
+    ),
+    tool_figures AS
+    (
+        SELECT
+            model,
+            count() AS tool_calls,
+            countIf(malformed_kind != '') AS malformed_calls,
+            sumMapIf([malformed_kind], [toUInt64(1)], malformed_kind != '') AS by_kind,
+            countIf(has_result AND error_rule != '') AS tool_errors,
+            countIf(has_result) AS tool_results
+        FROM tool_outcomes
+        GROUP BY model
+    ),
+    session_rows AS
+    (
+        SELECT
+            skey,
+            max(ts) AS last_ts,
+            argMax(tool_call_count > 0 AND n_noresult > 0, ts) AS last_pending,
+            argMax(final_answer, ts) AS last_final,
+            countIf(failed AND NOT recovered) AS unrecovered,
+            arraySort((f, t) -> t, groupArray(toUInt8(failed)), groupArray(ts)) AS flags,
+            arrayMax(arrayMap(x -> arraySum(x), arraySplit((f, z) -> z, flags, arrayMap(f -> f = 0, flags)))) AS max_run,
+            dateDiff('millisecond', last_ts, {until:DateTime64(3)}) / 1000.0 AS idle_s,
+            multiIf(
+                last_pending AND idle_s < {abandon_s:UInt32}, 'open',
+                last_pending, 'abandoned',
+                last_final AND unrecovered = 0, 'success',
+                'failed'
+            ) AS outcome
+        FROM steps
+        GROUP BY skey
+    ),
+    session_model AS
+    (
+        SELECT skey, argMax(model, (n, lt)) AS model
+        FROM (SELECT skey, model, count() AS n, max(ts) AS lt FROM steps GROUP BY skey, model)
+        GROUP BY skey
+    ),
+    loop_sessions AS
+    (
+        SELECT DISTINCT s.skey AS skey
+        FROM tool_outcomes AS t
+        INNER JOIN (SELECT call_id, skey FROM steps) AS s ON t.call_id = s.call_id
+        GROUP BY s.skey, t.name, ifNull(t.arguments, t.raw_arguments)
+        HAVING count() >= 3
+    ),
+    session_figures AS
+    (
+        SELECT
+            m.model AS model,
+            count() AS sessions,
+            countIf(r.outcome = 'open') AS open_sessions,
+            countIf(r.outcome = 'abandoned') AS abandoned_sessions,
+            countIf(r.outcome = 'success') AS successful_sessions,
+            countIf(r.outcome != 'open' AND (r.max_run >= {cascade_run:UInt32} OR r.unrecovered > 0)) AS cascade_sessions,
+            countIf(r.skey IN (SELECT skey FROM loop_sessions)) AS loop_sessions
+        FROM session_rows AS r
+        INNER JOIN session_model AS m ON r.skey = m.skey
+        GROUP BY m.model
+    )
+SELECT
+    c.model AS model,
+    c.upstream AS upstream,
+    c.llm_calls AS llm_calls,
+    t.tool_calls AS tool_calls,
+    t.malformed_calls AS malformed_calls,
+    if(t.tool_calls = 0, NULL, t.malformed_calls / t.tool_calls) AS malformed_rate,
+    mapFromArrays(t.by_kind.1, t.by_kind.2) AS malformed_by_kind,
+    t.tool_errors AS tool_errors,
+    if(t.tool_results = 0, NULL, t.tool_errors / t.tool_results) AS tool_error_rate,
+    s.sessions AS sessions,
+    s.open_sessions AS open_sessions,
+    s.abandoned_sessions AS abandoned_sessions,
+    s.successful_sessions AS successful_sessions,
+    if(s.sessions - s.open_sessions = 0, NULL, s.successful_sessions / (s.sessions - s.open_sessions)) AS session_success_rate,
+    c.failed_steps AS failed_steps,
+    c.recovered_failures AS recovered_failures,
+    if(c.failed_steps = 0, NULL, c.recovered_failures / c.failed_steps) AS recovery_rate,
+    s.cascade_sessions AS cascade_sessions,
+    if(s.sessions - s.open_sessions = 0, NULL, s.cascade_sessions / (s.sessions - s.open_sessions)) AS cascade_rate,
+    s.loop_sessions AS loop_sessions,
+    if(c.llm_calls = 0, NULL, c.http_errors / c.llm_calls) AS http_error_rate,
+    c.latency[1] AS latency_p50_ms,
+    c.latency[2] AS latency_p95_ms,
+    if(c.ttft_n = 0, NULL, c.ttft_p50) AS ttft_p50_ms,
+    c.input_tokens AS input_tokens,
+    c.output_tokens AS output_tokens
+FROM call_figures AS c
+LEFT JOIN tool_figures AS t ON c.model = t.model
+LEFT JOIN session_figures AS s ON c.model = s.model
+WHERE {model:String} = '' OR c.model = {model:String}
+ORDER BY c.llm_calls DESC, c.model

@@ -1,0 +1,221 @@
+"""The reliability report against scripted agent sessions driven through the proxy by the official SDKs.
+
+Every expected figure below is counted by hand from the script, per the README's definitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.harness import Harness
+from toolwatch.analyzers import runner
+from toolwatch.analyzers.params import report_params
+from toolwatch.testing.script import Reply, ToolCallSpec
+from toolwatch.testing.upstreams import FakeUpstream
+
+LOOKUP = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+SEARCH = [
+    {
+        "name": "search",
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+    }
+]
+
+
+class OpenAIAgent:
+    """A minimal agent loop: every turn resends the conversation, with tool results for the last calls."""
+
+    def __init__(self, client: openai.AsyncOpenAI, session: str | None, model: str = "gpt-a") -> None:
+        self.client, self.model = client, model
+        self.headers = {"Toolwatch-Session-Id": session} if session else {}
+        self.messages: list[dict[str, Any]] = [
+            {"role": "system", "content": "You are a careful agent."},
+            {"role": "user", "content": f"task for {session}"},
+        ]
+
+    async def step(self, fake: FakeUpstream, reply: Reply, results: list[str] | None = None) -> Any:
+        fake.push(reply)
+        r = await self.client.chat.completions.create(
+            model=self.model,
+            messages=self.messages,
+            tools=LOOKUP,
+            extra_headers=self.headers,  # type: ignore[arg-type]
+        )
+        msg = r.choices[0].message
+        self.messages.append(msg.model_dump(exclude_none=True))
+        self.pending = [c.id for c in msg.tool_calls or []]
+        return r
+
+    def results(self, *contents: str) -> None:
+        for call_id, content in zip(self.pending, contents, strict=True):
+            self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+
+
+class AnthropicAgent:
+    def __init__(self, client: anthropic.AsyncAnthropic, session: str | None, model: str = "claude-b") -> None:
+        self.client, self.model = client, model
+        self.headers = {"Toolwatch-Session-Id": session} if session else {}
+        self.messages: list[dict[str, Any]] = [{"role": "user", "content": f"task for {session}"}]
+
+    async def step(self, fake: FakeUpstream, reply: Reply) -> Any:
+        fake.push(reply)
+        m = await self.client.messages.create(
+            model=self.model,
+            max_tokens=512,
+            system="You search.",
+            tools=SEARCH,  # type: ignore[arg-type]
+            messages=self.messages,
+            extra_headers=self.headers,  # type: ignore[arg-type]
+        )
+        self.messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in m.content]})
+        self.pending = [b.id for b in m.content if b.type == "tool_use"]
+        return m
+
+    def results(self, *results: tuple[str, bool]) -> None:
+        blocks = [
+            {"type": "tool_result", "tool_use_id": i, "content": c, "is_error": e}
+            for i, (c, e) in zip(self.pending, results, strict=True)
+        ]
+        self.messages.append({"role": "user", "content": blocks})
+
+
+def call(name: str, args: str) -> Reply:
+    return Reply(tool_calls=(ToolCallSpec(name, args),))
+
+
+FINAL = Reply(text="All done.")
+
+
+async def run_script(tw: Harness, fake: FakeUpstream, headers: bool = True) -> None:
+    oc = openai.AsyncOpenAI(base_url=f"{tw.url}/openai/v1", api_key="k", max_retries=0)
+    ac = anthropic.AsyncAnthropic(base_url=f"{tw.url}/anthropic", api_key="k", max_retries=0)
+    sid = (lambda s: s) if headers else (lambda s: None)
+    try:
+        # S1 clean: tool call, result, final answer
+        a = OpenAIAgent(oc, sid("s1"))
+        await a.step(fake, call("lookup", '{"key": "a"}'))
+        a.results("value a")
+        await a.step(fake, FINAL)
+        # S2 invalid JSON, an error result, then a good call that works, then the answer
+        a = OpenAIAgent(oc, sid("s2"))
+        await a.step(fake, call("lookup", '{"key": '))
+        a.results("Error: invalid arguments")
+        await a.step(fake, call("lookup", '{"key": "b"}'))
+        a.results("value b")
+        await a.step(fake, FINAL)
+        # S3 cascade: three unknown tools in a row, then an answer nothing recovered
+        a = OpenAIAgent(oc, sid("s3"))
+        for _ in range(3):
+            await a.step(fake, call("nope", "{}"))
+            a.results("Error: no such tool")
+        await a.step(fake, FINAL)
+        # S8 an upstream 500, retried by the agent with the same request
+        a = OpenAIAgent(oc, sid("s8"))
+        with pytest.raises(openai.InternalServerError):
+            await a.step(fake, Reply(status=500, error_type="server_error", error_message="boom"))
+        a.messages.pop() if a.messages[-1].get("role") == "assistant" else None
+        await a.step(fake, FINAL)
+
+        # S4 a tool error (is_error) that the next call recovers from
+        b = AnthropicAgent(ac, sid("s4"))
+        await b.step(fake, call("search", '{"q": "one"}'))
+        b.results(("backend down", True))
+        await b.step(fake, call("search", '{"q": "two"}'))
+        b.results(("found two", False))
+        await b.step(fake, FINAL)
+        # S5 a schema violation never recovered
+        b = AnthropicAgent(ac, sid("s5"))
+        await b.step(fake, call("search", '{"q": 5}'))
+        b.results(("found 5", False))
+        await b.step(fake, FINAL)
+        # S6 a loop: the same call three times
+        b = AnthropicAgent(ac, sid("s6"))
+        for _ in range(3):
+            await b.step(fake, call("search", '{"q": "x"}'))
+            b.results(("same again", False))
+        await b.step(fake, FINAL)
+        # S7 left open: a tool call whose result never comes back
+        b = AnthropicAgent(ac, sid("s7"))
+        await b.step(fake, call("search", '{"q": "later"}'))
+    finally:
+        await oc.close()
+        await ac.close()
+
+
+def report(tw: Harness, **kw: Any) -> dict[str, dict[str, Any]]:
+    params = report_params(since="1h", **kw)
+    return {r["model"]: r for r in tw.store.run(lambda c: runner.run(c, "report", **params))}
+
+
+EXPECTED_A = {
+    "llm_calls": 11,
+    "tool_calls": 6,
+    "malformed_calls": 4,
+    "malformed_by_kind": {"invalid_json": 1, "unknown_tool": 3},
+    "tool_errors": 4,
+    "sessions": 4,
+    "open_sessions": 0,
+    "successful_sessions": 3,
+    "failed_steps": 5,
+    "recovered_failures": 2,
+    "cascade_sessions": 1,
+    "loop_sessions": 1,  # S3 calls nope({}) three times
+}
+RATES_A = {
+    "malformed_rate": 4 / 6,
+    "tool_error_rate": 4 / 6,
+    "session_success_rate": 3 / 4,
+    "recovery_rate": 2 / 5,
+    "cascade_rate": 1 / 4,
+    "http_error_rate": 1 / 11,
+}
+EXPECTED_B = {
+    "llm_calls": 10,
+    "tool_calls": 7,
+    "malformed_calls": 1,
+    "malformed_by_kind": {"schema_violation": 1},
+    "tool_errors": 1,
+    "sessions": 4,
+    "open_sessions": 1,
+    "successful_sessions": 2,
+    "failed_steps": 2,
+    "recovered_failures": 1,
+    "cascade_sessions": 1,
+    "loop_sessions": 1,
+}
+RATES_B = {
+    "malformed_rate": 1 / 7,
+    "tool_error_rate": 1 / 6,
+    "session_success_rate": 2 / 3,
+    "recovery_rate": 1 / 2,
+    "cascade_rate": 1 / 3,
+    "http_error_rate": 0.0,
+}
+
+
+def check(row: dict[str, Any], counts: dict[str, Any], rates: dict[str, float]) -> None:
+    assert {k: row[k] for k in counts} == counts
+    for k, v in rates.items():
+        assert row[k] == pytest.approx(v), k
+    assert row["latency_p50_ms"] > 0 and row["latency_p95_ms"] >= row["latency_p50_ms"]
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0 and row["ttft_p50_ms"] > 0
+
+
+async def test_report_counts_with_session_headers(tw: Harness, fake: FakeUpstream) -> None:
+    await run_script(tw, fake, headers=True)
+    await tw.flush(expect=21)
+    rows = report(tw)
+    assert set(rows) == {"gpt-a", "claude-b"}
+    check(rows["gpt-a"], EXPECTED_A, RATES_A)
+    check(rows["claude-b"], EXPECTED_B, RATES_B)
+    # with the abandonment timeout passed, the open session is abandoned (not open, and not a success)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)).isoformat()
+    b = report(tw, until=later, abandon="10m")["claude-b"]
+    assert b["open_sessions"] == 0 and b["sessions"] == 4 and b["successful_sessions"] == 2
+    assert b["session_success_rate"] == pytest.approx(2 / 4)
+    assert report(tw, model="gpt-a").keys() == {"gpt-a"}
