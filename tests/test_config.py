@@ -289,3 +289,12 @@ def test_upstream_variable_without_a_mount_name_is_a_config_error() -> None:
 def test_malformed_upstreams_table_is_a_config_error(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError):
         load_settings(write_toml(tmp_path, text), environ={})
+
+
+def test_settings_survive_the_json_hand_over_to_the_recorder(tmp_path: Path) -> None:
+    # `toolwatch serve` passes the validated settings to the recorder process as JSON
+    cfg = write_toml(tmp_path, '[upstreams.my-glm]\nurl = "https://glm.example"\napi = "openai"\n')
+    s = load_settings(cfg, environ={"TOOLWATCH_PORT": "9000"}, overrides={"store": "chdb://rel/st"})
+    again = Settings.model_validate_json(s.model_dump_json())
+    assert again == s
+    assert again.spool == s.spool == f"{tmp_path}/rel/st.spool"

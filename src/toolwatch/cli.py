@@ -145,9 +145,19 @@ def http_get(url: str) -> Any:
         raise StoreError(f"cannot reach the toolwatch server at {url.split('?')[0]}: {e}") from e
 
 
-def read_api(settings: Settings, server: str | None, api_name: str, sql_name: str, params: dict[str, Any]) -> Any:
-    """Rows from the running server's read API, or from the store itself when no server holds it."""
-    query = urllib.parse.urlencode(params)
+def read_api(
+    settings: Settings,
+    server: str | None,
+    api_name: str,
+    sql_name: str,
+    params: dict[str, Any],
+    api_params: dict[str, Any] | None = None,
+) -> Any:
+    """Rows from the running server's read API, or from the store itself when no server holds it.
+
+    ``params`` are bound to the analyzer's SQL; ``api_params`` (default: the same) go in the query string.
+    """
+    query = urllib.parse.urlencode(api_params if api_params is not None else params)
     if server:
         return http_get(f"{server.rstrip('/')}/_toolwatch/api/{api_name}?{query}")
     from toolwatch.analyzers import runner

@@ -446,6 +446,76 @@ def test_request_with_string_system_and_contents() -> None:
     )
 
 
+def test_request_opening_fields() -> None:
+    req = parse_request(fixture("anthropic_messages", "request_tool_results.json"))
+    assert req.system_text == "You are a weather assistant. Prefer metric units."
+    assert req.first_user_text == "What's the weather in 東京 and Zürich, and the time in Tokyo?"
+    assert req.first_reply_text == "I'll look up both cities at once."  # the thinking block is left out
+    assert req.first_reply_tool_ids == (
+        "toolu_01CnXvq3G6eP9sKm2oWbRt4Y",
+        "toolu_01Lr8fTq1ZyA3bHx7NcM5uWd",
+        "toolu_01Pe6kJs9DwU2gVt4QxB8nRa",
+    )
+
+
+def test_opening_ignores_cache_markers_and_content_shape() -> None:
+    plain = {"system": "Rules.\nMore.", "messages": [{"role": "user", "content": "Hello\nthere"}]}
+    blocks = {
+        "system": [
+            {"type": "text", "text": "Rules."},
+            {"type": "text", "text": "More.", "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Hello"},
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+                    {"type": "text", "text": "there", "cache_control": {"type": "ephemeral"}},
+                ],
+            }
+        ],
+    }
+    for body in (plain, blocks):
+        req = parse_request(json.dumps({"model": "m", **body}).encode())
+        assert (req.system_text, req.first_user_text) == ("Rules.\nMore.", "Hello\nthere")
+        assert (req.first_reply_text, req.first_reply_tool_ids) == (None, ())
+
+
+TWO_TEXT_BLOCKS = sse(
+    START,
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Part one."}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": "Part"}},
+    {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": " two."}},
+    {"type": "content_block_stop", "index": 1},
+    STOP,
+)
+
+
+@pytest.mark.parametrize("name", BODIES)
+def test_a_resent_reply_matches_its_response(name: str) -> None:
+    body = fixture("anthropic_messages", name)
+    response = parse_body(body)
+    content = json.loads(body)["content"]
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": content}]
+    req = parse_request(json.dumps({"model": "m", "messages": messages}).encode())
+    assert req.first_reply_text == response.text
+    assert req.first_reply_tool_ids == tuple(c.id for c in response.tool_calls)
+
+
+def test_text_blocks_join_with_a_newline_streamed_or_not() -> None:
+    assert parse_stream(TWO_TEXT_BLOCKS)[1].text == "Part one.\nPart two."
+    body = {
+        "type": "message",
+        "content": [{"type": "text", "text": "Part one."}, {"type": "text", "text": "Part two."}],
+    }
+    assert parse_body(json.dumps(body).encode()).text == "Part one.\nPart two."
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": body["content"]}]
+    assert parse_request(json.dumps({"messages": messages}).encode()).first_reply_text == "Part one.\nPart two."
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -479,7 +549,7 @@ def agrees(message: anthropic.types.Message, ours: ParsedResponse, streamed: boo
     for block, call in zip(uses, ours.tool_calls, strict=True):
         # the SDK parses cut-off argument text leniently; so does jiter's partial mode
         assert block.input == jiter.from_json(call.raw_arguments.encode(), partial_mode=streamed)
-    assert "".join(b.text for b in message.content if b.type == "text") == ours.text
+    assert "\n".join(b.text for b in message.content if b.type == "text") == ours.text
     usage = message.usage
     assert ours.usage == Usage(
         usage.input_tokens,

@@ -420,6 +420,66 @@ def test_request_legacy_functions_and_no_schema() -> None:
     assert (req.stream, req.message_count, req.error) == (False, 1, None)
 
 
+def test_request_opening_fields() -> None:
+    req = parse_request(fixture("openai_chat", "request_tool_results.json"))
+    assert req.system_text == "You are a travel assistant. Use the tools."
+    assert req.first_user_text == "What's the weather in Boston and San Francisco, and the time in New York?"
+    assert req.first_reply_text == ""  # content: null, tool calls only
+    assert req.first_reply_tool_ids == (
+        "call_nA4kR8sW2eYt6Uq1Ix3Mb5Vp",
+        "call_gH7jQ2zX9cV4bN6mL1kP0oW8",
+        "call_Yt3uR6eW1qA9sD4fG7hJ2kL5",
+    )
+    assert req.previous_response_id is None
+
+
+def test_opening_uses_leading_system_messages_and_ignores_content_shape() -> None:
+    def request(messages: list[dict[str, Any]]) -> bytes:
+        return json.dumps({"model": "m", "messages": messages}).encode()
+
+    plain = parse_request(
+        request(
+            [
+                {"role": "system", "content": "Rules."},
+                {"role": "developer", "content": "More rules."},
+                {"role": "user", "content": "Line one\nLine two"},
+                {"role": "system", "content": "A reminder mid-conversation."},
+                {"role": "user", "content": "second"},
+            ]
+        )
+    )
+    parts = parse_request(
+        request(
+            [
+                {"role": "system", "content": [{"type": "text", "text": "Rules."}]},
+                {"role": "developer", "content": "More rules."},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Line one"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                        {"type": "text", "text": "Line two"},
+                    ],
+                },
+            ]
+        )
+    )
+    for req in (plain, parts):
+        assert (req.system_text, req.first_user_text) == ("Rules.\nMore rules.", "Line one\nLine two")
+        assert (req.first_reply_text, req.first_reply_tool_ids) == (None, ())
+
+
+@pytest.mark.parametrize("name", ["text.json", "tool_call.json", "parallel_tool_calls.json"])
+def test_a_resent_reply_matches_its_response(name: str) -> None:
+    body = fixture("openai_chat", name)
+    response = parse_body(body)
+    message = json.loads(body)["choices"][0]["message"]
+    messages = [{"role": "user", "content": "hi"}, message, {"role": "user", "content": "more"}]
+    req = parse_request(json.dumps({"model": "m", "messages": messages}).encode())
+    assert req.first_reply_text == response.text
+    assert req.first_reply_tool_ids == tuple(c.id for c in response.tool_calls)
+
+
 @pytest.mark.parametrize(
     "body",
     [

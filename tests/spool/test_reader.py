@@ -266,6 +266,22 @@ def test_torn_frame_larger_than_the_budget_at_the_end_of_a_sealed_segment(tmp_pa
     assert names(tmp_path) == []
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: reader.py poll: a corrupt length field blocks its segment forever")
+def test_corrupt_length_in_a_sealed_segment_larger_than_the_budget(tmp_path: Path) -> None:
+    bad = bytearray(frame(1))
+    bad[8:12] = (0x7FFFFFFF).to_bytes(4, "little")  # meta_len: claims ~2 GiB
+    segment(tmp_path, 1, SEALED, frame(0), bytes(bad), *(frame(n, b"x" * 500) for n in range(2, 10)))
+    segment(tmp_path, 2, SEALED, frame(10))
+    r = SpoolReader(tmp_path)
+    got: list[int] = []
+    for _ in range(10):
+        got += ids(r.poll(max_bytes=1000).frames)
+    r.commit()
+    assert got == [0, 10]
+    assert r.damaged == 1
+    assert names(tmp_path) == []
+
+
 @pytest.mark.xfail(strict=True, reason="BUG: reader.py: a damaged open segment is never deleted once sealed")
 def test_damaged_open_segment_is_deleted_once_sealed(tmp_path: Path) -> None:
     bad = bytearray(frame(1))

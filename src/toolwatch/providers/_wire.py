@@ -19,6 +19,7 @@ __all__ = [
     "as_list",
     "as_str",
     "compact_json",
+    "content_text",
     "error_fields",
     "load_body",
     "loads",
@@ -69,6 +70,16 @@ def as_str(value: object) -> str | None:
 def as_int(value: object) -> int | None:
     """A JSON integer (booleans are not integers here)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def content_text(content: object, sep: str = "") -> str:
+    """Message or block content as text: a string as is, or the ``text`` of its ``{"type": "text"}``
+    parts joined by ``sep`` (OpenAI content parts and Anthropic blocks share that shape; images, cache
+    markers and other parts are left out)."""
+    if isinstance(content, str):
+        return content
+    parts = (as_dict(p) or {} for p in as_list(content))
+    return sep.join(as_str(p.get("text")) or "" for p in parts if p.get("type") == "text")
 
 
 def error_fields(obj: dict[str, Any]) -> tuple[str | None, str | None] | None:

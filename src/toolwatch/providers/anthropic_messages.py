@@ -16,7 +16,8 @@ Usage: Anthropic's ``input_tokens`` already excludes cache reads and writes, so 
 stream, ``message_delta`` usage is cumulative and overrides ``message_start`` field by field.
 
 Content blocks other than ``text`` and ``tool_use`` (``thinking``, ``server_tool_use``, ...) are counted in
-``skipped`` once per block, streamed or not.
+``skipped`` once per block, streamed or not. ``text`` joins text blocks with "\n", as the request's
+``first_reply_text`` does, so a reply reads the same in its response and when a later request resends it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from toolwatch.providers._wire import (
     as_list,
     as_str,
     compact_json,
+    content_text,
     error_fields,
     load_body,
     loads,
@@ -65,6 +67,9 @@ def parse_request(body: bytes) -> ParsedRequest:
 
     results: list[ToolResultIn] = []
     prior: list[str] = []
+    first_user: str | None = None
+    reply_text: str | None = None  # the first assistant message, and its tool-call ids
+    reply_ids: tuple[str, ...] = ()
     messages = req.get("messages")
     if not isinstance(messages, list):
         problems.append("messages is missing or not a list")
@@ -72,6 +77,7 @@ def parse_request(body: bytes) -> ParsedRequest:
     for message in messages:
         msg = as_dict(message) or {}
         role = msg.get("role")
+        ids: list[str] = []
         for item in as_list(msg.get("content")):  # a string content has no blocks
             block = as_dict(item) or {}
             kind = block.get("type")
@@ -82,11 +88,15 @@ def parse_request(body: bytes) -> ParsedRequest:
                     continue
                 flag = block.get("is_error")
                 is_error = flag if isinstance(flag, bool) else None
-                results.append(ToolResultIn(call_id, _text(block.get("content")), is_error))
-            elif role == "assistant" and kind == "tool_use":
-                call_id = as_str(block.get("id"))
-                if call_id:
-                    prior.append(call_id)
+                results.append(ToolResultIn(call_id, content_text(block.get("content")), is_error))
+            elif role == "assistant" and kind == "tool_use" and (call_id := as_str(block.get("id"))):
+                ids.append(call_id)
+        if role == "user" and first_user is None:
+            first_user = content_text(msg.get("content"), "\n")
+        elif role == "assistant":
+            prior += ids
+            if reply_text is None:
+                reply_text, reply_ids = content_text(msg.get("content"), "\n"), tuple(ids)
     return ParsedRequest(
         model=as_str(req.get("model")),
         stream=req.get("stream") is True,
@@ -95,15 +105,11 @@ def parse_request(body: bytes) -> ParsedRequest:
         prior_tool_call_ids=tuple(prior),
         message_count=len(messages),
         error="; ".join(problems) or None,
+        system_text=content_text(system, "\n"),
+        first_user_text=first_user or "",
+        first_reply_text=reply_text,
+        first_reply_tool_ids=reply_ids,
     )
-
-
-def _text(content: object) -> str:
-    """``tool_result`` content as text: a string, or its text blocks joined (images are left out)."""
-    if isinstance(content, str):
-        return content
-    blocks = (as_dict(b) or {} for b in as_list(content))
-    return "".join(as_str(b.get("text")) or "" for b in blocks if b.get("type") == "text")
 
 
 def parse_usage(value: object, base: Usage | None = None) -> Usage | None:
@@ -160,7 +166,7 @@ class MessagesParser:
             tool_calls=tuple(calls),
             finish_reason=as_str(resp.get("stop_reason")),
             usage=parse_usage(resp.get("usage")) or Usage(),
-            text="".join(text),
+            text="\n".join(text),
             error_type=err[0] if err else None,
             error_message=err[1] if err else None,
             complete=True,
@@ -280,6 +286,8 @@ class MessagesStreamParser:
                 block.start_input = compact_json(start_input) if start_input is not None else ""
                 self._calls.append(block)
             elif block.kind == "text":
+                if self._text:  # blocks are joined by "\n", as the request fields join them
+                    self._text.append("\n")
                 self._text.append(as_str(start.get("text")) or "")
             else:
                 self._skipped += 1

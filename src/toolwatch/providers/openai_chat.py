@@ -9,6 +9,8 @@ models, compatible servers), ``cache_read`` is None and ``input_uncached`` is th
 Only choice 0 is recorded; a response with ``n > 1`` gets a note in ``errors``. Legacy
 ``function_call`` output is recorded as a tool call with index 0 and an empty id (it has none); legacy
 ``role: function`` messages carry no call id, so requests do not report them as tool results.
+``system_text`` is the leading system/developer messages only: a system message later in the
+conversation (a reminder some agents inject) would otherwise change the session's identity.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from toolwatch.providers._wire import (
     as_list,
     as_str,
     compact_json,
+    content_text,
     error_fields,
     load_body,
     loads,
@@ -56,6 +59,10 @@ def parse_request(body: bytes) -> ParsedRequest:
 
     results: list[ToolResultIn] = []
     prior: list[str] = []
+    system: list[str] = []  # the leading system/developer messages: later ones are reminders, not identity
+    first_user: str | None = None
+    reply_text: str | None = None  # the first assistant message, and its tool-call ids
+    reply_ids: tuple[str, ...] = ()
     messages = req.get("messages")
     if not isinstance(messages, list):
         problems.append("messages is missing or not a list")
@@ -63,17 +70,21 @@ def parse_request(body: bytes) -> ParsedRequest:
     for message in messages:
         msg = as_dict(message) or {}
         role = msg.get("role")
-        if role == "tool":
+        if role in ("system", "developer") and first_user is None and reply_text is None:
+            system.append(content_text(msg.get("content"), "\n"))
+        elif role == "user" and first_user is None:
+            first_user = content_text(msg.get("content"), "\n")
+        elif role == "tool":
             call_id = as_str(msg.get("tool_call_id"))
             if call_id is None:
                 problems.append("tool message without tool_call_id")
                 continue
-            results.append(ToolResultIn(call_id, _content_text(msg.get("content"))))
+            results.append(ToolResultIn(call_id, content_text(msg.get("content"))))
         elif role == "assistant":
-            for call in as_list(msg.get("tool_calls")):
-                call_id = as_str((as_dict(call) or {}).get("id"))
-                if call_id:
-                    prior.append(call_id)
+            ids = [i for c in as_list(msg.get("tool_calls")) if (i := as_str((as_dict(c) or {}).get("id")))]
+            prior += ids
+            if reply_text is None:
+                reply_text, reply_ids = content_text(msg.get("content"), "\n"), tuple(ids)
     return ParsedRequest(
         model=as_str(req.get("model")),
         stream=req.get("stream") is True,
@@ -82,6 +93,10 @@ def parse_request(body: bytes) -> ParsedRequest:
         prior_tool_call_ids=tuple(prior),
         message_count=len(messages),
         error="; ".join(problems) or None,
+        system_text="\n".join(system),
+        first_user_text=first_user or "",
+        first_reply_text=reply_text,
+        first_reply_tool_ids=reply_ids,
     )
 
 
@@ -90,14 +105,6 @@ def _tool_spec(item: object) -> object:
     tool = as_dict(item) or {}
     kind = tool.get("type", "function")
     return tool.get(kind) if isinstance(kind, str) else None
-
-
-def _content_text(content: object) -> str:
-    """Message content as text: a string, or the text parts of a list joined together."""
-    if isinstance(content, str):
-        return content
-    parts = (as_dict(p) or {} for p in as_list(content))
-    return "".join(as_str(p.get("text")) or "" for p in parts if p.get("type") in ("text", None))
 
 
 def parse_usage(value: object) -> Usage | None:
@@ -163,7 +170,7 @@ class ChatCompletionParser:
             tool_calls=tuple(calls),
             finish_reason=as_str((choice or {}).get("finish_reason")),
             usage=parse_usage(resp.get("usage")) or Usage(),
-            text=_content_text(message.get("content")),
+            text=content_text(message.get("content")),
             error_type=err[0] if err else None,
             error_message=err[1] if err else None,
             complete=True,

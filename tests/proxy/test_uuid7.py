@@ -1,0 +1,57 @@
+"""UUIDv7 ids: RFC 9562 layout, the creation time in the top 48 bits, ordered across milliseconds."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from toolwatch.proxy import uuid7 as uuid7_module
+from toolwatch.proxy.uuid7 import uuid7
+
+
+def test_version_and_variant() -> None:
+    u = uuid7()
+    assert u.version == 7
+    assert u.variant == uuid.RFC_4122
+
+
+def test_timestamp_is_the_creation_time_in_ms() -> None:
+    before = time.time_ns() // 1_000_000
+    u = uuid7()
+    after = time.time_ns() // 1_000_000
+    assert before <= u.int >> 80 <= after
+
+
+def test_exact_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    ms = 0x0123456789AB
+    monkeypatch.setattr(uuid7_module.time, "time_ns", lambda: ms * 1_000_000 + 999_999)
+    monkeypatch.setattr(uuid7_module.os, "urandom", lambda n: b"\xff" * n)
+    u = uuid7()
+    assert str(u) == "01234567-89ab-7fff-bfff-ffffffffffff"
+    monkeypatch.setattr(uuid7_module.os, "urandom", lambda n: b"\x00" * n)
+    assert str(uuid7()) == "01234567-89ab-7000-8000-000000000000"
+
+
+def test_random_bits_are_placed_around_the_fixed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uuid7_module.time, "time_ns", lambda: 0)
+    rand = bytes(range(1, 11))  # 80 random bits: 12 go to rand_a, the low 62 to rand_b
+    monkeypatch.setattr(uuid7_module.os, "urandom", lambda n: rand[:n])
+    r = int.from_bytes(rand, "big")
+    u = uuid7()
+    assert (u.int >> 64) & 0xFFF == (r >> 62) & 0xFFF
+    assert u.int & ((1 << 62) - 1) == r & ((1 << 62) - 1)
+
+
+def test_later_milliseconds_sort_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(range(1_700_000_000_000, 1_700_000_000_050))
+    monkeypatch.setattr(uuid7_module.time, "time_ns", lambda: next(clock) * 1_000_000)
+    ids = [uuid7() for _ in range(50)]
+    assert ids == sorted(ids)
+    assert [str(i) for i in ids] == sorted(str(i) for i in ids)  # as text, too
+
+
+def test_ids_are_unique() -> None:
+    ids = {uuid7() for _ in range(10_000)}
+    assert len(ids) == 10_000
