@@ -7,6 +7,7 @@ time; ``until`` is an ISO-8601 time or ``now`` (the default). Naive times are UT
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 from typing import Any
 
@@ -67,3 +68,49 @@ def report_params(
         "abandon_s": int(duration_s(abandon)) if abandon else DEFAULT_ABANDON_S,
         "cascade_run": run,
     }
+
+
+def sessions_params(
+    since: str | None = None,
+    until: str | None = None,
+    agent: str | None = None,
+    model: str | None = None,
+    abandon: str | None = None,
+    cascade_run: int | str | None = None,
+    failed: bool | str | None = None,
+    last: int | str | None = None,
+) -> dict[str, Any]:
+    params = report_params(since, until, agent, model, abandon, cascade_run)
+    n = 50 if last in (None, "") else int(last)
+    if not 1 <= n <= 10_000:
+        raise ParamError("last must be between 1 and 10000")
+    params.update(failed_only=1 if str(failed).lower() in ("1", "true", "yes") else 0, last=n)
+    return params
+
+
+def session_params(
+    session: str | None,
+    since: str | None = None,
+    until: str | None = None,
+    abandon: str | None = None,
+    cascade_run: int | str | None = None,
+) -> dict[str, Any]:
+    if not session:
+        raise ParamError("a session id is required")
+    params = report_params(since or "7d", until, None, None, abandon, cascade_run)
+    params["session"] = session
+    return params
+
+
+# analyzer name -> how its parameters are parsed; the HTTP API and the CLI both go through this table
+ANALYZERS = {"report": report_params, "sessions": sessions_params, "session": session_params}
+
+
+def analyzer_params(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Parse raw string parameters (a query string, CLI flags) for an analyzer; unknown keys are errors."""
+    fn = ANALYZERS[name]
+    allowed = set(inspect.signature(fn).parameters)
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ParamError(f"unknown parameter(s) for {name}: {', '.join(sorted(unknown))}")
+    return fn(**{k: v for k, v in raw.items() if v is not None})

@@ -1,4 +1,4 @@
--- Per-model reliability report. Needs the CTEs tool_outcomes and steps. Parameters: until, abandon_s,
+-- Per-model reliability report. Needs the CTEs tool_outcomes, steps and session_rows. Parameters: until, abandon_s,
 -- cascade_run, model (String, empty = all). Call and tool-call figures count toward each call's own model;
 -- session figures toward the session's model (most steps; ties: the later one).
 WITH
@@ -31,53 +31,18 @@ WITH
         FROM tool_outcomes
         GROUP BY model
     ),
-    session_rows AS
-    (
-        SELECT
-            skey,
-            max(ts) AS last_ts,
-            argMax(tool_call_count > 0 AND n_noresult > 0, ts) AS last_pending,
-            argMax(final_answer, ts) AS last_final,
-            countIf(failed AND NOT recovered) AS unrecovered,
-            arraySort((f, t) -> t, groupArray(toUInt8(failed)), groupArray(ts)) AS flags,
-            arrayMax(arrayMap(x -> arraySum(x), arraySplit((f, z) -> z, flags, arrayMap(f -> f = 0, flags)))) AS max_run,
-            dateDiff('millisecond', last_ts, {until:DateTime64(3)}) / 1000.0 AS idle_s,
-            multiIf(
-                last_pending AND idle_s < {abandon_s:UInt32}, 'open',
-                last_pending, 'abandoned',
-                last_final AND unrecovered = 0, 'success',
-                'failed'
-            ) AS outcome
-        FROM steps
-        GROUP BY skey
-    ),
-    session_model AS
-    (
-        SELECT skey, argMax(model, (n, lt)) AS model
-        FROM (SELECT skey, model, count() AS n, max(ts) AS lt FROM steps GROUP BY skey, model)
-        GROUP BY skey
-    ),
-    loop_sessions AS
-    (
-        SELECT DISTINCT s.skey AS skey
-        FROM tool_outcomes AS t
-        INNER JOIN (SELECT call_id, skey FROM steps) AS s ON t.call_id = s.call_id
-        GROUP BY s.skey, t.name, ifNull(t.arguments, t.raw_arguments)
-        HAVING count() >= 3
-    ),
     session_figures AS
     (
         SELECT
-            m.model AS model,
+            model,
             count() AS sessions,
-            countIf(r.outcome = 'open') AS open_sessions,
-            countIf(r.outcome = 'abandoned') AS abandoned_sessions,
-            countIf(r.outcome = 'success') AS successful_sessions,
-            countIf(r.outcome != 'open' AND (r.max_run >= {cascade_run:UInt32} OR r.unrecovered > 0)) AS cascade_sessions,
-            countIf(r.skey IN (SELECT skey FROM loop_sessions)) AS loop_sessions
-        FROM session_rows AS r
-        INNER JOIN session_model AS m ON r.skey = m.skey
-        GROUP BY m.model
+            countIf(outcome = 'open') AS open_sessions,
+            countIf(outcome = 'abandoned') AS abandoned_sessions,
+            countIf(outcome = 'success') AS successful_sessions,
+            countIf(cascade) AS cascade_sessions,
+            countIf(loop) AS loop_sessions
+        FROM session_rows
+        GROUP BY model
     )
 SELECT
     c.model AS model,

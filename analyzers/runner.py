@@ -21,9 +21,9 @@ def sql(name: str) -> str:
 
 # analyzers that read other analyzers as common table expressions, in dependency order
 CTES: dict[str, tuple[str, ...]] = {
-    "report": ("tool_outcomes", "steps"),
-    "sessions": ("tool_outcomes", "steps"),
-    "session": ("tool_outcomes", "steps"),
+    "report": ("tool_outcomes", "steps", "session_rows"),
+    "sessions": ("tool_outcomes", "steps", "session_rows"),
+    "session": ("tool_outcomes", "steps", "session_rows"),
 }
 
 

@@ -52,7 +52,27 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="only this model")
     r.add_argument("--abandon", help="idle time after which a session waiting for tool results is abandoned (10m)")
     r.add_argument("--cascade-run", type=int, help="consecutive failed steps that make a cascade (3)")
+    ss = sub.add_parser("sessions", help="sessions in a window, newest first")
+    _reading(ss)
+    _window(ss)
+    ss.add_argument("--failed", action="store_true", help="only failed, abandoned or cascade sessions")
+    ss.add_argument("--model", help="only sessions of this model")
+    ss.add_argument("--agent", help="only this agent")
+    ss.add_argument("--last", type=int, help="at most this many (50)")
+    one = sub.add_parser("session", help="one session's timeline, step by step")
+    _reading(one)
+    one.add_argument("session", help="a session as listed by `toolwatch sessions` (or a Toolwatch-Session-Id)")
+    _window(one, default_since="7d")
     return ap
+
+
+def _window(p: argparse.ArgumentParser, default_since: str = "24h") -> None:
+    p.add_argument(
+        "--since", default=default_since, help=f"window start: a duration back from --until ({default_since})"
+    )
+    p.add_argument("--until", help="window end: ISO time (default now)")
+    p.add_argument("--abandon", help="idle time after which a session waiting for tool results is abandoned (10m)")
+    p.add_argument("--cascade-run", type=int, help="consecutive failed steps that make a cascade (3)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -74,23 +94,16 @@ def main(argv: list[str] | None = None) -> int:
             rows = read_api(settings, args.server, "calls", "recent_calls", {"last": args.last})
             print(json.dumps(rows, indent=2) if args.json else format_calls(rows))
             return 0
-        if args.command == "report":
-            from toolwatch.analyzers.params import ParamError, report_params
-
-            try:
-                params = report_params(args.since, args.until, args.agent, args.model, args.abandon, args.cascade_run)
-            except ParamError as e:
-                raise ConfigError(str(e)) from e
-            api = {
-                "since": params["since"].isoformat(),
-                "until": params["until"].isoformat(),
-                "agent": params["agent"],
-                "model": params["model"],
-                "abandon": f"{params['abandon_s']}s",
-                "cascade_run": params["cascade_run"],
-            }
-            rows = read_api(settings, args.server, "report", "report", params, api_params=api)
-            print(json.dumps(rows, indent=2) if args.json else format_report(rows))
+        if args.command in ("report", "sessions", "session"):
+            rows = analyze(settings, args)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            else:
+                print(
+                    {"report": format_report, "sessions": format_sessions, "session": format_session}[args.command](
+                        rows
+                    )
+                )
             return 0
     except ToolwatchError as e:
         print(f"toolwatch: {e}", file=sys.stderr)
@@ -176,6 +189,25 @@ def read_api(
         client.close()
 
 
+def analyze(settings: Settings, args: argparse.Namespace) -> Any:
+    """Run an analyzer with the flags given; through the server when it holds the store."""
+    from toolwatch.analyzers.params import ParamError, analyzer_params
+
+    names = {
+        "report": ("since", "until", "agent", "model", "abandon", "cascade_run"),
+        "sessions": ("since", "until", "agent", "model", "abandon", "cascade_run", "failed", "last"),
+        "session": ("session", "since", "until", "abandon", "cascade_run"),
+    }[args.command]
+    raw = {k: getattr(args, k) for k in names if getattr(args, k, None) not in (None, False)}
+    try:
+        params = analyzer_params(args.command, raw)
+    except ParamError as e:
+        raise ConfigError(str(e)) from e
+    # send the resolved window so "now" means the same instant on both sides
+    api = {**raw, "since": params["since"].isoformat(), "until": params["until"].isoformat()}
+    return read_api(settings, args.server, args.command, args.command, params, api_params=api)
+
+
 def format_calls(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no calls recorded yet"
@@ -221,6 +253,39 @@ def format_report(rows: list[dict[str, Any]]) -> str:
         table.append(["-" if r.get(k) is None else f.format(r[k]) for _, k, f in REPORT_COLUMNS])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table)
+
+
+def format_sessions(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no sessions in this window"
+    lines = []
+    for r in rows:
+        flags = ", ".join(f for f, on in (("cascade", r["cascade"]), ("loop", r["loop"])) if on)
+        lines.append(
+            f"{r['session']}  {r['model']}  {r['outcome']}  steps={r['steps']}  failed={r['failed_steps']}"
+            f"  unrecovered={r['unrecovered_steps']}  last={r['last_ts'][:19]}" + (f"  [{flags}]" if flags else "")
+        )
+    return "\n".join(lines)
+
+
+def format_session(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no such session in this window"
+    lines = []
+    first_failure = next((i for i, r in enumerate(rows) if r["failed"]), None)
+    for i, r in enumerate(rows):
+        mark = ""
+        if r["failed"]:
+            mark = "  <- FIRST FAILURE" if i == first_failure else "  <- failed"
+            mark += " (recovered later)" if r["recovered"] else " (never recovered)"
+        kind = "final answer" if r["final_answer"] else f"finish={r['finish_reason']}"
+        lines.append(f"step {i + 1}  {r['ts'][11:23]}  {r['model']}  {r['status']} {r['outcome']}  {kind}{mark}")
+        for _index, call_id, name, raw, malformed, outcome, rule in r.get("tool_calls") or []:
+            args = raw if len(raw) <= 100 else raw[:97] + "..."
+            bad = f" MALFORMED:{malformed}" if malformed else ""
+            why = f" ({rule})" if rule else ""
+            lines.append(f"    -> {name}({args}) id={call_id}{bad} => {outcome}{why}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -219,3 +219,45 @@ async def test_report_counts_with_session_headers(tw: Harness, fake: FakeUpstrea
     assert b["open_sessions"] == 0 and b["sessions"] == 4 and b["successful_sessions"] == 2
     assert b["session_success_rate"] == pytest.approx(2 / 4)
     assert report(tw, model="gpt-a").keys() == {"gpt-a"}
+
+
+def analyze(tw: Harness, name: str, **raw: Any) -> list[dict[str, Any]]:
+    from toolwatch.analyzers.params import analyzer_params
+
+    params = analyzer_params(name, raw)
+    return tw.store.run(lambda c: runner.run(c, name, **params))
+
+
+async def test_sessions_and_timeline(tw: Harness, fake: FakeUpstream) -> None:
+    await run_script(tw, fake, headers=True)
+    await tw.flush(expect=21)
+    sessions = {r["session"]: r for r in analyze(tw, "sessions", since="1h")}
+    assert set(sessions) == {f"h:s{i}" for i in range(1, 9)}
+    assert {k: v["outcome"] for k, v in sessions.items()} == {
+        "h:s1": "success",
+        "h:s2": "success",
+        "h:s3": "failed",
+        "h:s8": "success",
+        "h:s4": "success",
+        "h:s5": "failed",
+        "h:s6": "success",
+        "h:s7": "open",
+    }
+    assert (sessions["h:s3"]["longest_failure_run"], sessions["h:s3"]["cascade"]) == (3, True)
+    assert sessions["h:s6"]["loop"] is True and sessions["h:s2"]["loop"] is False
+    failed = {r["session"] for r in analyze(tw, "sessions", since="1h", failed="true")}
+    assert failed == {"h:s3", "h:s5"}
+    only_b = {r["session"] for r in analyze(tw, "sessions", since="1h", model="claude-b")}
+    assert only_b == {"h:s4", "h:s5", "h:s6", "h:s7"}
+
+    steps = analyze(tw, "session", session="s3", since="1h")
+    assert [s["failed"] for s in steps] == [True, True, True, False]
+    assert [s["recovered"] for s in steps] == [False, False, False, False]
+    assert steps[-1]["final_answer"] is True
+    first_calls = [s["tool_calls"][0] for s in steps[:3]]
+    assert [(c[2], c[4], c[5], c[6]) for c in first_calls] == [("nope", "unknown_tool", "error", "error_prefix")] * 3
+    open_steps = analyze(tw, "session", session="h:s7", since="1h")
+    assert [c[5] for c in open_steps[0]["tool_calls"]] == ["pending"]
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)).isoformat()
+    abandoned = analyze(tw, "session", session="s7", since="2h", until=later)
+    assert [c[5] for c in abandoned[0]["tool_calls"]] == ["missing"]

@@ -1,4 +1,4 @@
-"""Anthropic Messages parsers, against the recorded samples in tests/fixtures/anthropic_messages/ (their
+"""Anthropic Messages parsers, against the wire samples in tests/fixtures/anthropic_messages/ (their
 README says what each one is). Expected values below are read off the samples by hand; the SDK tests
 check that the official ``anthropic`` SDK reads the same samples the same way."""
 

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions parsers, against the recorded samples in tests/fixtures/openai_chat/ (their
+"""OpenAI Chat Completions parsers, against the wire samples in tests/fixtures/openai_chat/ (their
 README says what each one is). Expected values below are read off the samples by hand; the SDK tests
 check that the official ``openai`` SDK reads the same samples the same way."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from toolwatch.analyzers import runner
-from toolwatch.analyzers.params import ParamError, report_params
+from toolwatch.analyzers.params import ParamError, analyzer_params
 from toolwatch.errors import StoreError
 from toolwatch.recorder.loop import Recorder
 from toolwatch.store.handle import StoreHandle
@@ -83,15 +83,13 @@ async def calls(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
-async def report(request: web.Request) -> web.Response:
-    q = request.query
+async def analyzer(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
     try:
-        params = report_params(
-            q.get("since"), q.get("until"), q.get("agent"), q.get("model"), q.get("abandon"), q.get("cascade_run")
-        )
+        params = analyzer_params(name, dict(request.query))
     except (ParamError, ValueError) as e:
         return web.json_response({"error": str(e)}, status=400)
-    rows = await _query(request.app[STORE], "report", **params)
+    rows = await _query(request.app[STORE], name, **params)
     return web.json_response(rows)
 
 
@@ -102,5 +100,5 @@ def make_app(recorder: Recorder, store: StoreHandle) -> web.Application:
     app[STARTED] = time.monotonic()
     app.router.add_get("/status", status)
     app.router.add_get("/calls", calls)
-    app.router.add_get("/report", report)
+    app.router.add_get("/{name:report|sessions|session}", analyzer)
     return app

@@ -1,0 +1,51 @@
+-- One row per session in the window: its model (most steps; ties: the later), steps, failures, outcome,
+-- cascade and loop flags. Needs the CTEs tool_outcomes and steps. Parameters: until, abandon_s, cascade_run.
+SELECT
+    r.skey AS skey,
+    m.model AS model,
+    r.agent AS agent,
+    r.steps AS steps,
+    r.first_ts AS first_ts,
+    r.last_ts AS last_ts,
+    r.failed_steps AS failed_steps,
+    r.unrecovered AS unrecovered,
+    r.max_run AS max_run,
+    r.outcome AS outcome,
+    r.outcome != 'open' AND (r.max_run >= {cascade_run:UInt32} OR r.unrecovered > 0) AS cascade,
+    r.skey IN (
+        SELECT s.skey
+        FROM tool_outcomes AS t
+        INNER JOIN (SELECT call_id, skey FROM steps) AS s ON t.call_id = s.call_id
+        GROUP BY s.skey, t.name, ifNull(t.arguments, t.raw_arguments)
+        HAVING count() >= 3
+    ) AS loop
+FROM
+(
+    SELECT
+        skey,
+        any(agent) AS agent,
+        count() AS steps,
+        min(ts) AS first_ts,
+        max(ts) AS last_ts,
+        countIf(failed) AS failed_steps,
+        argMax(tool_call_count > 0 AND n_noresult > 0, ts) AS last_pending,
+        argMax(final_answer, ts) AS last_final,
+        countIf(failed AND NOT recovered) AS unrecovered,
+        arraySort((f, t) -> t, groupArray(toUInt8(failed)), groupArray(ts)) AS flags,
+        arrayMax(arrayMap(x -> arraySum(x), arraySplit((f, z) -> z, flags, arrayMap(f -> f = 0, flags)))) AS max_run,
+        dateDiff('millisecond', last_ts, {until:DateTime64(3)}) / 1000.0 AS idle_s,
+        multiIf(
+            last_pending AND idle_s < {abandon_s:UInt32}, 'open',
+            last_pending, 'abandoned',
+            last_final AND unrecovered = 0, 'success',
+            'failed'
+        ) AS outcome
+    FROM steps
+    GROUP BY skey
+) AS r
+INNER JOIN
+(
+    SELECT skey, argMax(model, (n, lt)) AS model
+    FROM (SELECT skey, model, count() AS n, max(ts) AS lt FROM steps GROUP BY skey, model)
+    GROUP BY skey
+) AS m ON r.skey = m.skey
