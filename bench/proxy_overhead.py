@@ -170,15 +170,9 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
-async def measure(load: Child, url: str, args: argparse.Namespace, pids: dict[str, int | None]) -> dict[str, Any]:
-    """Warm up, then one measured run; CPU is that of the measured run only."""
-    cmd = {"url": url, "concurrency": args.concurrency, "stream": args.stream}
-    warm = await load.ask({**cmd, "n": args.warmup}, 600.0)
-    before = {k: cpu_seconds(p) for k, p in pids.items()}
-    busy = machine_busy_seconds()
-    res = await load.ask({**cmd, "n": args.requests}, 600.0)
-    busy = machine_busy_seconds() - busy
-    cpu = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
+def run_figures(
+    args: argparse.Namespace, res: dict[str, Any], warm: dict[str, Any], cpu: dict[str, float], busy: float
+) -> dict[str, Any]:
     lat = sorted(res["latencies"])
     return {
         "p50_ms": percentile(lat, 50) * 1000.0,
@@ -236,13 +230,37 @@ class Bench:
             "recorder": tw.recorder_pid(),
         }
 
+    async def measure(self, target: str) -> dict[str, Any]:
+        """Warm up, then one measured run; CPU figures are of the measured run only.
+
+        For toolwatch the recorder first stores the warm-up, and its CPU is read once it has stored the
+        measured requests too: its backlog never runs during another run, and all of its work is counted.
+        """
+        args = self.args
+        cmd = {"url": self.urls[target], "concurrency": args.concurrency, "stream": args.stream}
+        warm = await self.load.ask({**cmd, "n": args.warmup}, 600.0)
+        await self._drain(target, args.warmup)
+        before = {k: cpu_seconds(p) for k, p in self.pids.items()}
+        busy = machine_busy_seconds()
+        res = await self.load.ask({**cmd, "n": args.requests}, 600.0)
+        busy = machine_busy_seconds() - busy
+        cpu = {k: cpu_seconds(p) - before[k] for k, p in self.pids.items()}
+        await self._drain(target, args.requests)
+        cpu["recorder"] = cpu_seconds(self.pids["recorder"]) - before["recorder"]
+        return run_figures(args, res, warm, cpu, busy)
+
+    async def _drain(self, target: str, sent: int) -> None:
+        if target == "toolwatch":
+            assert self.tw is not None
+            self.sent_to_toolwatch += sent
+            await self.tw.wait_recorded(self.sent_to_toolwatch)
+
     async def rounds(self) -> list[dict[str, dict[str, Any]]]:
-        assert self.tw is not None
         args, rounds = self.args, []
         for i in range(args.rounds):
             results = {}
             for t in TARGETS[i % 3 :] + TARGETS[: i % 3]:  # rotated, so no target always runs first
-                results[t] = r = await measure(self.load, self.urls[t], args, self.pids)
+                results[t] = r = await self.measure(t)
                 print(
                     f"round {i + 1}/{args.rounds} {t:9} p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms "
                     f"{r['throughput_rps']:6.0f} req/s  other load {r['other_load_cpus']:.2f} CPUs",
@@ -251,10 +269,6 @@ class Bench:
                 )
                 if r["errors"]:
                     raise RuntimeError(f"{t}: {r['errors']} bad responses, e.g. {r['first_error']}")
-                if t == "toolwatch":
-                    # Let the recorder catch up, so its backlog does not run during another target's turn.
-                    self.sent_to_toolwatch += args.warmup + args.requests
-                    await self.tw.wait_recorded(self.sent_to_toolwatch)
             rounds.append(results)
         return rounds
 

@@ -90,12 +90,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await spool.close()
 
 
-async def _recorder_get(app: web.Application, name: str, query: str = "") -> tuple[int, bytes]:
+async def _recorder_get(app: web.Application, name: str, query: str = "", method: str = "GET") -> tuple[int, bytes]:
     link = app[LINK]
     if not link.alive or not link.url:
         raise ConnectionError("the recorder is not running")
     url = f"{link.url}/{name}" + (f"?{query}" if query else "")
-    async with app[API_CLIENT].get(url) as resp:
+    async with app[API_CLIENT].request(method, url) as resp:
         return resp.status, await resp.read()
 
 
@@ -148,7 +148,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def api_relay(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:
-        code, raw = await _recorder_get(request.app, name, request.query_string)
+        code, raw = await _recorder_get(request.app, name, request.query_string, request.method)
     except (ConnectionError, aiohttp.ClientError) as e:
         return web.json_response({"error": f"recorder unavailable: {e or type(e).__name__}"}, status=503)
     return web.Response(status=code, body=raw, content_type="application/json")
@@ -170,5 +170,6 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/_toolwatch/api/status", status)
     app.router.add_get("/_toolwatch/api/{name:[a-z_/]+}", api_relay)
+    app.router.add_post("/_toolwatch/api/{name:reclassify}", api_relay)
     app.router.add_route("*", "/{upstream:[^/_][^/]*}{rest:(/.*)?}", forward)
     return app

@@ -46,9 +46,7 @@ async def test_sigterm_drains_spool_into_store(tmp_path: Path, tool_fake: FakeUp
         assert code == 200 and health["proxy"] == "ok"
         await send_openai(tw.url, 5)
         async with anthropic.AsyncAnthropic(base_url=f"{tw.url}/anthropic", api_key="k", max_retries=0) as a:
-            await a.messages.create(
-                model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "x"}]
-            )
+            await a.messages.create(model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     finally:
         rc = await tw.stop(signal.SIGTERM)
     assert rc == 0, tw.stderr.decode()[-2000:]
@@ -58,21 +56,15 @@ async def test_sigterm_drains_spool_into_store(tmp_path: Path, tool_fake: FakeUp
     rows = json.loads(out)
     assert sorted(r["upstream"] for r in rows) == ["anthropic"] + ["openai"] * 5
     openai_rows = [r for r in rows if r["upstream"] == "openai"]
-    assert all(
-        r["tool_calls"][0][2] == "lookup" and r["tool_calls"][0][3] == '{"key": "v"}' for r in openai_rows
-    )
+    assert all(r["tool_calls"][0][2] == "lookup" and r["tool_calls"][0][3] == '{"key": "v"}' for r in openai_rows)
 
 
-async def test_requests_flow_while_store_is_held_then_records_land(
-    tmp_path: Path, tool_fake: FakeUpstream
-) -> None:
+async def test_requests_flow_while_store_is_held_then_records_land(tmp_path: Path, tool_fake: FakeUpstream) -> None:
     holder = await StoreHolder(tmp_path / "store").start()
     tw = await ServeProcess(tmp_path, tool_fake.url).start()
     try:
         await send_openai(tw.url, 8)
-        st = await tw.wait_for(
-            lambda s: s.get("spool_lag_bytes", 0) > 0 and s.get("exchanges_spooled", 0) == 8
-        )
+        st = await tw.wait_for(lambda s: s.get("spool_lag_bytes", 0) > 0 and s.get("exchanges_spooled", 0) == 8)
         assert st["store_reachable"] is False and st["calls_written"] == 0
         code, health = await tw.get("/healthz")
         assert health["status"] == "degraded" and health["store_reachable"] is False
@@ -87,9 +79,7 @@ async def test_requests_flow_while_store_is_held_then_records_land(
         assert await tw.stop() == 0
 
 
-async def test_store_that_never_answers_does_not_slow_requests(
-    tmp_path: Path, tool_fake: FakeUpstream
-) -> None:
+async def test_store_that_never_answers_does_not_slow_requests(tmp_path: Path, tool_fake: FakeUpstream) -> None:
     hung: list[asyncio.StreamWriter] = []
 
     async def accept_and_hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -97,9 +87,7 @@ async def test_store_that_never_answers_does_not_slow_requests(
 
     server = await asyncio.start_server(accept_and_hang, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    tw = ServeProcess(
-        tmp_path, tool_fake.url, env={"TOOLWATCH_STORE_TIMEOUT": "1", "TOOLWATCH_SHUTDOWN_TIMEOUT": "1"}
-    )
+    tw = ServeProcess(tmp_path, tool_fake.url, env={"TOOLWATCH_STORE_TIMEOUT": "1", "TOOLWATCH_SHUTDOWN_TIMEOUT": "1"})
     tw.store = f"http://127.0.0.1:{port}"
     await tw.start()
     try:
@@ -138,9 +126,7 @@ async def test_spool_cap_drops_are_counted(tmp_path: Path, tool_fake: FakeUpstre
     assert b"spool full" in tw.stderr
 
 
-async def test_recorder_crash_is_restarted_and_nothing_is_lost(
-    tmp_path: Path, tool_fake: FakeUpstream
-) -> None:
+async def test_recorder_crash_is_restarted_and_nothing_is_lost(tmp_path: Path, tool_fake: FakeUpstream) -> None:
     tw = await ServeProcess(tmp_path, tool_fake.url).start()
     try:
         await send_openai(tw.url, 3)
@@ -149,9 +135,7 @@ async def test_recorder_crash_is_restarted_and_nothing_is_lost(
         await send_openai(tw.url, 4)  # served while the recorder is down or restarting
         st = await tw.wait_for(
             lambda s: (
-                s.get("recorder_alive", 0)
-                and s.get("recorder_restarts", 0) == 1
-                and s.get("calls_written", 0) == 4
+                s.get("recorder_alive", 0) and s.get("recorder_restarts", 0) == 1 and s.get("calls_written", 0) == 4
             )
         )
         code, calls = await tw.get("/_toolwatch/api/calls?last=100")
@@ -162,5 +146,14 @@ async def test_recorder_crash_is_restarted_and_nothing_is_lost(
         assert [r["call_id"] for r in json.loads(out)] == [c["call_id"] for c in calls[:3]]
         rc, out, _ = await run_cli("calls", "--last", "2", "--server", tw.url, cwd=tmp_path)
         assert rc == 0 and out.count("lookup(") == 2
+        # the report, sessions and reclassify go through the server too
+        rc, out, err = await run_cli("report", "--since", "1h", "--json", "--store", tw.store, cwd=tmp_path)
+        assert rc == 0, err
+        (row,) = json.loads(out)
+        assert (row["model"], row["llm_calls"], row["tool_calls"], row["malformed_calls"]) == ("gpt-test", 7, 7, 0)
+        rc, out, err = await run_cli("sessions", "--json", "--store", tw.store, cwd=tmp_path)
+        assert rc == 0 and len(json.loads(out)) == 7, err  # no header, and every call opens a new conversation
+        rc, out, err = await run_cli("reclassify", "--store", tw.store, cwd=tmp_path)
+        assert rc == 0 and "changed 0" in out, err
     finally:
         assert await tw.stop() == 0

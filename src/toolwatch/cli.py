@@ -59,6 +59,10 @@ def parser() -> argparse.ArgumentParser:
     ss.add_argument("--model", help="only sessions of this model")
     ss.add_argument("--agent", help="only this agent")
     ss.add_argument("--last", type=int, help="at most this many (50)")
+    rc = sub.add_parser("reclassify", help="re-apply the tool-result outcome rules to stored results")
+    _common(rc)
+    rc.add_argument("--server", help="ask this running toolwatch to do it (http://host:port)")
+    rc.add_argument("--since", default="30d", help="results recorded in this window (30d)")
     one = sub.add_parser("session", help="one session's timeline, step by step")
     _reading(one)
     one.add_argument("session", help="a session as listed by `toolwatch sessions` (or a Toolwatch-Session-Id)")
@@ -93,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("--last must be between 1 and 10000")
             rows = read_api(settings, args.server, "calls", "recent_calls", {"last": args.last})
             print(json.dumps(rows, indent=2) if args.json else format_calls(rows))
+            return 0
+        if args.command == "reclassify":
+            done = _reclassify(settings, args.server, args.since)
+            print(f"examined {done['examined']} result(s), changed {done['changed']}")
             return 0
         if args.command in ("report", "sessions", "session"):
             rows = analyze(settings, args)
@@ -136,6 +144,34 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _reclassify(settings: Settings, server: str | None, since: str) -> dict[str, int]:
+    """In the store when no server holds it, else in the running server's recorder (its rules)."""
+    from toolwatch.analyzers.params import ParamError, window
+
+    try:
+        start, _ = window(since, None)
+    except ParamError as e:
+        raise ConfigError(str(e)) from e
+    query = urllib.parse.urlencode({"since": start.isoformat()})
+    if server:
+        return http_post(f"{server.rstrip('/')}/_toolwatch/api/reclassify?{query}")  # type: ignore[no-any-return]
+    from toolwatch.recorder.outcomes import Classifier
+    from toolwatch.store.client import open_client
+    from toolwatch.store.migrate import migrate
+    from toolwatch.store.reclassify import reclassify
+
+    try:
+        client = open_client(settings.store, settings.database)
+    except StoreLockedError:
+        return http_post(f"{_server_url(settings, None)}/_toolwatch/api/reclassify?{query}")  # type: ignore[no-any-return]
+    try:
+        migrate(client, settings.ttl_days, settings.body_ttl_days)
+        done = reclassify(client, Classifier.from_settings(settings.outcome_rules), start)
+    finally:
+        client.close()
+    return {"examined": done.examined, "changed": done.changed}
+
+
 def _server_url(settings: Settings, explicit: str | None) -> str:
     if explicit:
         return explicit.rstrip("/")
@@ -147,9 +183,13 @@ def _server_url(settings: Settings, explicit: str | None) -> str:
         return f"http://{settings.host}:{settings.port}"
 
 
-def http_get(url: str) -> Any:
+def http_post(url: str) -> Any:
+    return http_get(url, method="POST")
+
+
+def http_get(url: str, method: str = "GET") -> Any:
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=600) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         detail = e.read().decode(errors="replace")[:500]

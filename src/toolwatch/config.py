@@ -7,6 +7,7 @@ Loaded once per process at start. A bad value raises ``ConfigError`` with every 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,6 +68,8 @@ class Settings(BaseModel):
     ttl_days: int = Field(90, ge=1)
     body_ttl_days: int = Field(7, ge=1)
     store_bodies: bool = True
+    # extra tool-result error rules, name -> regular expression searched in the result's first 2 KiB
+    outcome_rules: dict[str, str] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
 
@@ -83,6 +86,16 @@ class Settings(BaseModel):
             if name in RESERVED_MOUNTS or not name or "/" in name:
                 raise ValueError(f"upstream name {name!r} is reserved or not a single path segment")
         return merged
+
+    @field_validator("outcome_rules")
+    @classmethod
+    def _rules_compile(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, pattern in v.items():
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"outcome rule {name!r} is not a valid regular expression: {e}") from e
+        return v
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

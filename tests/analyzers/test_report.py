@@ -30,9 +30,9 @@ SEARCH = [
 class OpenAIAgent:
     """A minimal agent loop: every turn resends the conversation, with tool results for the last calls."""
 
-    def __init__(self, client: openai.AsyncOpenAI, session: str | None, model: str = "gpt-a") -> None:
+    def __init__(self, client: openai.AsyncOpenAI, session: str, header: bool, model: str = "gpt-a") -> None:
         self.client, self.model = client, model
-        self.headers = {"Toolwatch-Session-Id": session} if session else {}
+        self.headers = {"Toolwatch-Session-Id": session} if header else {}
         self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": "You are a careful agent."},
             {"role": "user", "content": f"task for {session}"},
@@ -57,9 +57,9 @@ class OpenAIAgent:
 
 
 class AnthropicAgent:
-    def __init__(self, client: anthropic.AsyncAnthropic, session: str | None, model: str = "claude-b") -> None:
+    def __init__(self, client: anthropic.AsyncAnthropic, session: str, header: bool, model: str = "claude-b") -> None:
         self.client, self.model = client, model
-        self.headers = {"Toolwatch-Session-Id": session} if session else {}
+        self.headers = {"Toolwatch-Session-Id": session} if header else {}
         self.messages: list[dict[str, Any]] = [{"role": "user", "content": f"task for {session}"}]
 
     async def step(self, fake: FakeUpstream, reply: Reply) -> Any:
@@ -94,53 +94,52 @@ FINAL = Reply(text="All done.")
 async def run_script(tw: Harness, fake: FakeUpstream, headers: bool = True) -> None:
     oc = openai.AsyncOpenAI(base_url=f"{tw.url}/openai/v1", api_key="k", max_retries=0)
     ac = anthropic.AsyncAnthropic(base_url=f"{tw.url}/anthropic", api_key="k", max_retries=0)
-    sid = (lambda s: s) if headers else (lambda s: None)
     try:
         # S1 clean: tool call, result, final answer
-        a = OpenAIAgent(oc, sid("s1"))
+        a = OpenAIAgent(oc, "s1", headers)
         await a.step(fake, call("lookup", '{"key": "a"}'))
         a.results("value a")
         await a.step(fake, FINAL)
         # S2 invalid JSON, an error result, then a good call that works, then the answer
-        a = OpenAIAgent(oc, sid("s2"))
+        a = OpenAIAgent(oc, "s2", headers)
         await a.step(fake, call("lookup", '{"key": '))
         a.results("Error: invalid arguments")
         await a.step(fake, call("lookup", '{"key": "b"}'))
         a.results("value b")
         await a.step(fake, FINAL)
         # S3 cascade: three unknown tools in a row, then an answer nothing recovered
-        a = OpenAIAgent(oc, sid("s3"))
+        a = OpenAIAgent(oc, "s3", headers)
         for _ in range(3):
             await a.step(fake, call("nope", "{}"))
             a.results("Error: no such tool")
         await a.step(fake, FINAL)
         # S8 an upstream 500, retried by the agent with the same request
-        a = OpenAIAgent(oc, sid("s8"))
+        a = OpenAIAgent(oc, "s8", headers)
         with pytest.raises(openai.InternalServerError):
             await a.step(fake, Reply(status=500, error_type="server_error", error_message="boom"))
         a.messages.pop() if a.messages[-1].get("role") == "assistant" else None
         await a.step(fake, FINAL)
 
         # S4 a tool error (is_error) that the next call recovers from
-        b = AnthropicAgent(ac, sid("s4"))
+        b = AnthropicAgent(ac, "s4", headers)
         await b.step(fake, call("search", '{"q": "one"}'))
         b.results(("backend down", True))
         await b.step(fake, call("search", '{"q": "two"}'))
         b.results(("found two", False))
         await b.step(fake, FINAL)
         # S5 a schema violation never recovered
-        b = AnthropicAgent(ac, sid("s5"))
+        b = AnthropicAgent(ac, "s5", headers)
         await b.step(fake, call("search", '{"q": 5}'))
         b.results(("found 5", False))
         await b.step(fake, FINAL)
         # S6 a loop: the same call three times
-        b = AnthropicAgent(ac, sid("s6"))
+        b = AnthropicAgent(ac, "s6", headers)
         for _ in range(3):
             await b.step(fake, call("search", '{"q": "x"}'))
             b.results(("same again", False))
         await b.step(fake, FINAL)
         # S7 left open: a tool call whose result never comes back
-        b = AnthropicAgent(ac, sid("s7"))
+        b = AnthropicAgent(ac, "s7", headers)
         await b.step(fake, call("search", '{"q": "later"}'))
     finally:
         await oc.close()
@@ -261,3 +260,54 @@ async def test_sessions_and_timeline(tw: Harness, fake: FakeUpstream) -> None:
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)).isoformat()
     abandoned = analyze(tw, "session", session="s7", since="2h", until=later)
     assert [c[5] for c in abandoned[0]["tool_calls"]] == ["missing"]
+
+
+async def test_report_is_the_same_without_session_headers(tw: Harness, fake: FakeUpstream) -> None:
+    """Sessions inferred from the conversation's opening and tool-call ids, with no instrumentation."""
+    await run_script(tw, fake, headers=False)
+    await tw.flush(expect=21)
+    rows = report(tw)
+    check(rows["gpt-a"], EXPECTED_A, RATES_A)
+    check(rows["claude-b"], EXPECTED_B, RATES_B)
+    sessions = analyze(tw, "sessions", since="1h")
+    assert len(sessions) == 8 and all(r["session"].startswith("k:") for r in sessions)
+    assert sorted(r["steps"] for r in sessions) == sorted([2, 3, 4, 2, 3, 2, 4, 1])
+
+
+async def test_concurrent_sessions_with_the_same_opening_stay_apart(tw: Harness, fake: FakeUpstream) -> None:
+    oc = openai.AsyncOpenAI(base_url=f"{tw.url}/openai/v1", api_key="k", max_retries=0)
+    try:
+        one, two = OpenAIAgent(oc, "same", False), OpenAIAgent(oc, "same", False)
+        await one.step(fake, call("lookup", '{"key": "a"}'))
+        await two.step(fake, call("lookup", '{"key": "a"}'))  # same opening, same call: only the id differs
+        for agent, outcome in ((one, "value"), (two, "Error: denied")):
+            agent.results(outcome)
+        await one.step(fake, call("lookup", '{"key": "c"}'))
+        await two.step(fake, FINAL)
+        one.results("value c")
+        await one.step(fake, FINAL)
+    finally:
+        await oc.close()
+    await tw.flush(expect=5)
+    sessions = sorted(analyze(tw, "sessions", since="1h"), key=lambda r: r["steps"])
+    assert [(r["steps"], r["outcome"], r["failed_steps"]) for r in sessions] == [(2, "failed", 1), (3, "success", 0)]
+
+
+async def test_agent_that_rewrites_its_system_prompt_every_turn(tw: Harness, fake: FakeUpstream) -> None:
+    oc = openai.AsyncOpenAI(base_url=f"{tw.url}/openai/v1", api_key="k", max_retries=0)
+    try:
+        agent = OpenAIAgent(oc, "rewriter", False)
+        for turn in range(3):
+            agent.messages[0] = {
+                "role": "system",
+                "content": f"You are a careful agent. Turn {turn}, clock {turn * 7}.",
+            }
+            await agent.step(fake, call("lookup", f'{{"key": "{turn}"}}'))
+            agent.results(f"value {turn}")
+        agent.messages[0] = {"role": "system", "content": "You are a careful agent. Final turn."}
+        await agent.step(fake, FINAL)
+    finally:
+        await oc.close()
+    await tw.flush(expect=4)
+    sessions = analyze(tw, "sessions", since="1h")
+    assert [(r["steps"], r["outcome"]) for r in sessions] == [(4, "success")]

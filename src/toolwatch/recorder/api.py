@@ -13,10 +13,11 @@ from typing import Any
 from aiohttp import web
 
 from toolwatch.analyzers import runner
-from toolwatch.analyzers.params import ParamError, analyzer_params
+from toolwatch.analyzers.params import ParamError, analyzer_params, window
 from toolwatch.errors import StoreError
 from toolwatch.recorder.loop import Recorder
 from toolwatch.store.handle import StoreHandle
+from toolwatch.store.reclassify import reclassify
 
 RECORDER = web.AppKey("recorder", Recorder)
 STORE = web.AppKey("store", StoreHandle)
@@ -93,6 +94,19 @@ async def analyzer(request: web.Request) -> web.Response:
     return web.json_response(rows)
 
 
+async def reclassify_results(request: web.Request) -> web.Response:
+    try:
+        since, _ = window(request.query.get("since", "30d"), None)
+    except ParamError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    classifier = request.app[RECORDER].options.classifier
+    try:
+        done = await asyncio.to_thread(request.app[STORE].run, lambda c: reclassify(c, classifier, since))
+    except StoreError as e:
+        return web.json_response({"error": f"store unavailable: {e}"}, status=503)
+    return web.json_response({"examined": done.examined, "changed": done.changed})
+
+
 def make_app(recorder: Recorder, store: StoreHandle) -> web.Application:
     app = web.Application()
     app[RECORDER] = recorder
@@ -101,4 +115,5 @@ def make_app(recorder: Recorder, store: StoreHandle) -> web.Application:
     app.router.add_get("/status", status)
     app.router.add_get("/calls", calls)
     app.router.add_get("/{name:report|sessions|session}", analyzer)
+    app.router.add_post("/reclassify", reclassify_results)
     return app

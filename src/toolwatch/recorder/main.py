@@ -24,6 +24,7 @@ from toolwatch.logs import setup_logging
 from toolwatch.recorder.api import make_app
 from toolwatch.recorder.build import BuildOptions
 from toolwatch.recorder.loop import Recorder, SeenIds
+from toolwatch.recorder.outcomes import Classifier
 from toolwatch.spool.reader import SpoolReader
 from toolwatch.store.handle import StoreHandle
 from toolwatch.store.writer import ClickHouseSink
@@ -73,7 +74,11 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
     recorder = Recorder(
         SpoolReader(spool),
         ClickHouseSink(store),
-        options=BuildOptions(result_max_bytes=settings.result_max_bytes, store_bodies=settings.store_bodies),
+        options=BuildOptions(
+            result_max_bytes=settings.result_max_bytes,
+            store_bodies=settings.store_bodies,
+            classifier=Classifier.from_settings(settings.outcome_rules),
+        ),
         batch_rows=settings.batch_rows,
         batch_interval=settings.batch_interval,
     )

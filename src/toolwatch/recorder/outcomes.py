@@ -44,6 +44,10 @@ class Classifier:
     def __init__(self, extra: tuple[Rule, ...] = ()) -> None:
         self.rules = DEFAULT_TEXT_RULES + extra
 
+    @classmethod
+    def from_settings(cls, rules: dict[str, str]) -> Classifier:
+        return cls(tuple(Rule(name, re.compile(pattern)) for name, pattern in rules.items()))
+
     def classify(self, content: str, is_error: bool | None) -> str:
         """The name of the first rule that fires, or "" when the result looks fine."""
         if is_error:

@@ -60,9 +60,7 @@ class StoreHandle:
     def note_error(self, e: BaseException) -> None:
         self.errors += 1
         self.reachable = False
-        self.last_error = (
-            f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
-        )
+        self.last_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
 
     def close(self) -> None:
         with self.lock:

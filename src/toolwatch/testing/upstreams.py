@@ -240,9 +240,7 @@ def _other(request: web.Request, received: Received) -> bytes:
         return dumps(
             {
                 "object": "list",
-                "data": [
-                    {"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in models
-                ],
+                "data": [{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in models],
             }
         )
     if request.method == "POST" and path.endswith("/messages/count_tokens"):

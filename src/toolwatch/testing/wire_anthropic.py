@@ -76,9 +76,7 @@ def render(reply: Reply, received: Received, ids: Ids) -> Rendered:
 
 
 def _error(error_type: str, message: str, request_id: str) -> bytes:
-    return dumps(
-        {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
-    )
+    return dumps({"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id})
 
 
 def _stop_reason(reply: Reply) -> str:
@@ -123,9 +121,7 @@ def _message(reply: Reply, received: Received, ids: Ids) -> dict[str, Any]:
                 f"fake upstream: tool {call.name!r} arguments {call.arguments!r} are not valid JSON; "
                 "a non-streamed Anthropic tool_use block can only carry a parsed object"
             ) from None
-        content.append(
-            {"type": "tool_use", "id": call.id or ids.next("toolu_"), "name": call.name, "input": parsed}
-        )
+        content.append({"type": "tool_use", "id": call.id or ids.next("toolu_"), "name": call.name, "input": parsed})
     return {
         **_shell(reply, received, ids),
         "content": content,

@@ -53,9 +53,7 @@ def render(reply: Reply, received: Received, ids: Ids) -> Rendered:
         return Rendered.json(reply, headers, dumps({"error": error}))
     if received.stream:
         return Rendered.sse(reply, headers, [] if reply.raw is not None else _stream(reply, received, ids))
-    return Rendered.json(
-        reply, headers, b"" if reply.raw is not None else dumps(_completion(reply, received, ids))
-    )
+    return Rendered.json(reply, headers, b"" if reply.raw is not None else dumps(_completion(reply, received, ids)))
 
 
 def _finish_reason(reply: Reply) -> str:
@@ -108,9 +106,7 @@ def _completion(reply: Reply, received: Received, ids: Ids) -> dict[str, Any]:
         ]
     return {
         **_head(reply, received, ids, "chat.completion"),
-        "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish_reason(reply)}
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish_reason(reply)}],
         "usage": _usage(reply, received),
         "service_tier": "default",
         "system_fingerprint": "fp_toolwatch",
