@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import re
+from collections.abc import Callable
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -103,7 +104,11 @@ def session_params(
 
 
 # analyzer name -> how its parameters are parsed; the HTTP API and the CLI both go through this table
-ANALYZERS = {"report": report_params, "sessions": sessions_params, "session": session_params}
+ANALYZERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "report": report_params,
+    "sessions": sessions_params,
+    "session": session_params,
+}
 
 
 def analyzer_params(name: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,9 @@ LEFT JOIN
     FROM
     (
         SELECT * FROM tool_calls
-        WHERE call_id IN (SELECT call_id FROM llm_calls ORDER BY ts DESC LIMIT {last:UInt32})
+        WHERE call_id IN (
+            SELECT call_id FROM llm_calls ORDER BY ts DESC, call_id LIMIT 1 BY call_id LIMIT {last:UInt32}
+        )
         LIMIT 1 BY tool_call_uid
     )
     GROUP BY call_id

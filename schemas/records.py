@@ -29,6 +29,7 @@ class LlmCall(_Record):
     model_requested: str | None = None
     model_returned: str | None = None
     model: str  # the returned model, else the requested one, else ""
+    deployment: str = ""  # the Azure OpenAI deployment ("" for other APIs)
     stream: bool = False
     status: int = 0
     outcome: str = "ok"

@@ -37,10 +37,6 @@ def test_defaults_without_file_environment_or_flags(tmp_path: Path) -> None:
     assert s.log_level == "info"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py Settings.upstreams default skips the _with_builtins validator (validate_default)",
-)
 def test_builtin_upstreams_without_any_upstream_configuration() -> None:
     s = load_settings(None, environ={})
     assert set(s.upstreams) == {"openai", "anthropic"}
@@ -278,13 +274,11 @@ def test_too_small_limits_are_rejected() -> None:
         load_settings(None, environ={}, overrides={"segment_bytes": 10})
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py _env_layer: TOOLWATCH_UPSTREAM_URL raises ValueError")
 def test_upstream_variable_without_a_mount_name_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         load_settings(None, environ={"TOOLWATCH_UPSTREAM_URL": "http://127.0.0.1:1"})
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config.py load_settings: dict() on each toml upstream entry")
 @pytest.mark.parametrize("text", ['upstreams = {openai = "http://x"}\n', 'upstreams = "http://x"\n'])
 def test_malformed_upstreams_table_is_a_config_error(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError):

@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from toolwatch.errors import ConfigError
 
-API_FLAVORS = ("openai", "anthropic")
+API_FLAVORS = ("openai", "anthropic", "gemini", "azure")
 MiB = 1024 * 1024
 ENV_PREFIX = "TOOLWATCH_"
 
 BUILTIN_UPSTREAMS: dict[str, dict[str, str]] = {
     "openai": {"url": "https://api.openai.com", "api": "openai"},
     "anthropic": {"url": "https://api.anthropic.com", "api": "anthropic"},
+    "gemini": {"url": "https://generativelanguage.googleapis.com", "api": "gemini"},
 }
 RESERVED_MOUNTS = frozenset({"_toolwatch", "healthz", "metrics"})
 
@@ -32,7 +33,7 @@ class Upstream(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    api: Literal["openai", "anthropic"]
+    api: Literal["openai", "anthropic", "gemini", "azure"]
 
     @field_validator("url")
     @classmethod
@@ -53,7 +54,7 @@ class Settings(BaseModel):
     database: str = "toolwatch"
     store_timeout: float = Field(30.0, gt=0)  # connect and per-request timeout for a ClickHouse server
     spool: str = ""  # "" means beside the embedded store (<store path>.spool)
-    upstreams: dict[str, Upstream] = Field(default_factory=dict)
+    upstreams: dict[str, Upstream] = Field(default_factory=dict, validate_default=True)
     connect_timeout: float = Field(10.0, gt=0)
     first_byte_timeout: float = Field(600.0, gt=0)
     idle_timeout: float = Field(300.0, gt=0)
@@ -130,6 +131,8 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
         if not key.startswith(ENV_PREFIX):
             continue
         name = key.removeprefix(ENV_PREFIX).lower()
+        if name in ("upstream_url", "upstream_api"):
+            raise ConfigError(f"{key} names no upstream: use TOOLWATCH_UPSTREAM_<NAME>_URL")
         if name.startswith("upstream_") and name.rsplit("_", 1)[-1] in ("url", "api"):
             mount, attr = name.removeprefix("upstream_").rsplit("_", 1)
             upstreams.setdefault(mount, {})[attr] = value
@@ -164,7 +167,10 @@ def load_settings(
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {config} is not valid TOML: {e}") from e
     env = _env_layer(environ)
-    ups: dict[str, Any] = {k: dict(v) for k, v in (data.get("upstreams") or {}).items()}
+    raw_ups = data.get("upstreams") or {}
+    if not isinstance(raw_ups, dict) or not all(isinstance(v, dict) for v in raw_ups.values()):
+        raise ConfigError("invalid configuration: upstreams must be tables like [upstreams.NAME] with url and api")
+    ups: dict[str, Any] = {k: dict(v) for k, v in raw_ups.items()}
     env_ups = _match_mounts(env.pop("upstreams", {}), set(ups) | set(BUILTIN_UPSTREAMS))
     for name, attrs in env_ups.items():
         ups[name] = {**ups.get(name, {}), **attrs}

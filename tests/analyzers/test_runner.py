@@ -115,7 +115,6 @@ def test_a_call_stored_twice_is_listed_once(client: Client) -> None:
     assert [r["call_id"] for r in rows] == [str(uuid.UUID(int=n)) for n in (4, 3, 2, 1)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: recent_calls.sql tool-call subquery does not dedupe call_ids")
 def test_a_call_stored_twice_does_not_hide_the_tool_calls_of_others(client: Client) -> None:
     client.command("SYSTEM STOP MERGES llm_calls")
     seed(client)

@@ -145,7 +145,6 @@ def test_rows_count_every_table(spool: Spool) -> None:
     assert (rec.stats.tool_calls_written, rec.stats.tool_results_written, rec.stats.records_written) == (2, 1, 4)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: loop.py commits only in flush: a segment sealed after it is idle")
 def test_a_segment_sealed_after_its_frames_were_stored_is_deleted_while_idle(spool: Spool) -> None:
     sink = MemorySink()
     rec = recorder(spool, sink, batch_rows=1)
@@ -244,7 +243,6 @@ def test_restart_after_failed_writes_rereads_the_uncommitted_frames(spool: Spool
     assert call_ids(sink) == [0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: loop.py flush keeps the written batch when reader.commit raises")
 def test_a_checkpoint_that_cannot_be_saved_does_not_rewrite_the_batch(spool: Spool) -> None:
     sink = MemorySink()
     rec = recorder(spool, sink, batch_rows=1)

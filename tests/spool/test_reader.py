@@ -253,7 +253,6 @@ def test_big_frame_still_being_written_is_not_damage(tmp_path: Path) -> None:
     assert ids(r.poll(max_bytes=1000).frames) == [1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reader.py poll: torn frame larger than the budget never skipped")
 def test_torn_frame_larger_than_the_budget_at_the_end_of_a_sealed_segment(tmp_path: Path) -> None:
     big = frame(1, b"B" * 100_000)
     segment(tmp_path, 1, SEALED, frame(0), big[:60_000])  # its writer died writing a large exchange
@@ -266,7 +265,6 @@ def test_torn_frame_larger_than_the_budget_at_the_end_of_a_sealed_segment(tmp_pa
     assert names(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reader.py poll: a corrupt length field blocks its segment forever")
 def test_corrupt_length_in_a_sealed_segment_larger_than_the_budget(tmp_path: Path) -> None:
     bad = bytearray(frame(1))
     bad[8:12] = (0x7FFFFFFF).to_bytes(4, "little")  # meta_len: claims ~2 GiB
@@ -282,7 +280,6 @@ def test_corrupt_length_in_a_sealed_segment_larger_than_the_budget(tmp_path: Pat
     assert names(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reader.py: a damaged open segment is never deleted once sealed")
 def test_damaged_open_segment_is_deleted_once_sealed(tmp_path: Path) -> None:
     bad = bytearray(frame(1))
     bad[-1] ^= 0xFF
@@ -298,7 +295,6 @@ def test_damaged_open_segment_is_deleted_once_sealed(tmp_path: Path) -> None:
     assert r.lag_bytes() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reader.py commit deletes segments before saving the checkpoint")
 async def test_crash_inside_commit_loses_no_frames_of_a_restarted_writer(tmp_path: Path) -> None:
     def writer() -> SpoolWriter:
         return SpoolWriter(tmp_path, cap_bytes=1 << 30, segment_bytes=1 << 20, segment_max_age=3600.0)

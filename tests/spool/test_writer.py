@@ -247,7 +247,21 @@ async def test_writer_id_names_the_segments(tmp_path: Path) -> None:
     await w.start()
     w.append(exchange(), b"q", b"r")
     await w.close()
-    assert [p.name for p in tmp_path.iterdir()] == ["proxy-2-000000000001.seg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proxy-2-000000000001.seg", "proxy-2.seq"]
+
+
+async def test_numbers_are_not_reused_after_the_spool_was_emptied(tmp_path: Path) -> None:
+    w = make(tmp_path)
+    await w.start()
+    w.append(exchange(0), b"q", b"r")
+    await w.close()
+    for seg in list_segments(tmp_path):
+        seg.path.unlink()  # the recorder stored and deleted everything
+    w = make(tmp_path)
+    await w.start()
+    w.append(exchange(1), b"q", b"r")
+    await w.close()
+    assert states(tmp_path) == [(2, SEALED)]
 
 
 async def test_write_failure_is_counted_not_raised(tmp_path: Path) -> None:

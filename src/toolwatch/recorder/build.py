@@ -6,14 +6,12 @@ recorded, with ``parse_status`` and ``parse_error`` saying what went wrong.
 
 from __future__ import annotations
 
-import gzip
+import json
 import uuid
 import zlib
 from dataclasses import dataclass, field
 
-import orjson
-
-from toolwatch.providers import registry
+from toolwatch.providers import intext, paths, registry
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
 from toolwatch.recorder.outcomes import Classifier
 from toolwatch.recorder.sessions import conv_key, opening_key
@@ -48,13 +46,13 @@ def decode_body(data: bytes, encoding: str | None) -> bytes:
     enc = (encoding or "").strip().lower()
     if not enc or enc == "identity" or not data:
         return data
-    if enc == "gzip":
-        return gzip.decompress(data)
+    if enc in ("gzip", "x-gzip"):
+        return _inflate(data, 31)
     if enc == "deflate":
         try:
-            return zlib.decompress(data)
+            return _inflate(data, zlib.MAX_WBITS)
         except zlib.error:
-            return zlib.decompress(data, -zlib.MAX_WBITS)
+            return _inflate(data, -zlib.MAX_WBITS)
     if enc == "br":
         import brotli  # optional, installed with aiohttp[speedups]
 
@@ -66,6 +64,12 @@ def decode_body(data: bytes, encoding: str | None) -> bytes:
     raise ValueError(f"unsupported content-encoding {enc!r}")
 
 
+def _inflate(data: bytes, wbits: int) -> bytes:
+    """Decompress what there is: a body cut short (client abort, timeout) still yields its prefix."""
+    inflater = zlib.decompressobj(wbits)
+    return inflater.decompress(data) + inflater.flush()
+
+
 def _truncate(text: str, limit: int) -> tuple[str, int, bool]:
     raw = text.encode()
     if len(raw) <= limit:
@@ -74,12 +78,16 @@ def _truncate(text: str, limit: int) -> tuple[str, int, bool]:
 
 
 def _arguments(raw: str) -> str | None:
-    """Compact JSON of the arguments when they are a JSON object, else None (raw text is kept apart)."""
+    """Canonical JSON (compact, sorted keys) of the arguments when they are a JSON object, else None.
+
+    The standard library keeps integers of any size exactly (orjson would turn big ones into floats)."""
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
         return None
-    return orjson.dumps(value).decode() if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def _parse(ex: Exchange, endpoint: str, frame: Frame) -> tuple[ParsedRequest, ParsedResponse, str, str | None]:
@@ -113,7 +121,11 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         req, resp, parse_status, parse_error = ParsedRequest(), ParsedResponse(), "not_parsed", None
     else:
         req, resp, parse_status, parse_error = _parse(ex, endpoint, frame)
-    model = resp.model or req.model or ""
+    model_requested = req.model or paths.model_from_path(ex.api, ex.path)  # Gemini names it in the path
+    model = resp.model or model_requested or ""
+    declared = {t.name: t.schema_json for t in req.tools}
+    # a reply without structured tool calls may still hold calls the model wrote into its text
+    in_text = [] if resp.tool_calls or endpoint is None else intext.detect(resp.text, declared)
     common = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
     ckey = conv_key(req, resp)
     call = LlmCall(
@@ -124,8 +136,9 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         endpoint=endpoint or "other",
         method=ex.method,
         path=ex.path,
-        model_requested=req.model,
+        model_requested=model_requested,
         model_returned=resp.model,
+        deployment=paths.deployment_for(ex.api, ex.path, req.model),
         model=model,
         stream=req.stream,
         status=ex.status,
@@ -145,7 +158,7 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         response_bytes=ex.response_size,
         declared_tools=[t.name for t in req.tools],
         tool_schemas=[t.schema_json or "" for t in req.tools],
-        tool_call_count=len(resp.tool_calls),
+        tool_call_count=len(resp.tool_calls) + len(in_text),
         tool_result_count=len(req.tool_results),
         prior_tool_call_ids=list(req.prior_tool_call_ids),
         message_count=req.message_count,
@@ -160,13 +173,16 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         **common,
     )
     built = Built(call)
-    declared = {t.name: t.schema_json for t in req.tools}
     last = len(resp.tool_calls) - 1
     for i, tc in enumerate(resp.tool_calls):
         verdict = classify(
             tc.name, tc.raw_arguments, declared, finish_reason=resp.finish_reason, is_last=i == last, cache=opts.schemas
         )
         built.tool_calls.append(_tool_call(ex, model, tc, common, verdict.kind, verdict.detail, ckey))
+    for n, found in enumerate(in_text):
+        tc = ToolCallOut(n, f"intext-{ex.id}-{n}", found.name, found.raw_arguments)
+        detail = f"tool call written in the reply text ({found.style})"
+        built.tool_calls.append(_tool_call(ex, model, tc, common, "in_text", detail, ckey))
     for tr in req.tool_results:
         content, size, truncated = _truncate(tr.content, opts.result_max_bytes)
         built.tool_results.append(

@@ -31,6 +31,7 @@ class RecorderStats:
     build_errors: int = 0
     write_errors: int = 0
     duplicate_results_skipped: int = 0
+    checkpoint_errors: int = 0
     last_write_at: float | None = None
     last_error: str | None = None
 
@@ -75,6 +76,7 @@ class Recorder:
         self._batch_started: float | None = None
         self._backoff = 0.0
         self._retry_at = 0.0
+        self._last_commit = 0.0
 
     def step(self, now: float | None = None) -> bool:
         """Read what is new and write a due batch. Returns True when it did any work."""
@@ -87,6 +89,8 @@ class Recorder:
             for frame in polled.frames:
                 self._add(frame)
             worked = bool(polled.frames)
+        if not worked and not self.batch.rows() and now - self._last_commit >= self.batch_interval:
+            self._commit()  # idle: delete segments sealed since their frames were stored
         due = self.batch.rows() >= self.batch_rows or (
             self._batch_started is not None and now - self._batch_started >= self.batch_interval
         )
@@ -122,7 +126,7 @@ class Recorder:
     def flush(self) -> bool:
         """Write the batch and commit the spool. False (and a backoff) when the store refused."""
         if not self.batch.rows():
-            self.reader.commit()
+            self._commit()
             self._batch_started = None
             return False
         try:
@@ -134,7 +138,6 @@ class Recorder:
             self._retry_at = time.monotonic() + self._backoff
             log.warning("store write failed (retry in %.2fs): %s", self._backoff, self.stats.last_error)
             return False
-        self.reader.commit()
         b = self.batch
         self.stats.calls_written += len(b.llm_calls)
         self.stats.tool_calls_written += len(b.tool_calls)
@@ -144,7 +147,18 @@ class Recorder:
         self.batch = Batch()
         self._batch_started = None
         self._backoff = 0.0
+        self._commit()  # after the batch is cleared: a failing checkpoint must not write it again
         return True
+
+    def _commit(self) -> None:
+        """Checkpoint the spool; a failure is logged and retried at the next commit (frames replay
+        with the same record ids, so the worst case is a duplicate the store collapses)."""
+        self._last_commit = time.monotonic()
+        try:
+            self.reader.commit()
+        except OSError as e:
+            self.stats.checkpoint_errors += 1
+            log.error("cannot save the spool checkpoint: %s", e)
 
     def run(self, stop: threading.Event, shutdown_timeout: float, idle_sleep: float = 0.05) -> None:
         """Work until ``stop`` is set, then drain the spool for at most ``shutdown_timeout`` seconds."""

@@ -9,6 +9,7 @@ against the model.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,8 +72,8 @@ def classify(
     if is_last and finish_reason in TOKEN_LIMIT_REASONS:
         return Verdict("truncated", f"response stopped at its token limit ({finish_reason})")
     try:
-        args = orjson.loads(raw_arguments) if raw_arguments.strip() else None
-    except orjson.JSONDecodeError as e:
+        args = json.loads(raw_arguments) if raw_arguments.strip() else None  # exact big integers
+    except (ValueError, RecursionError) as e:
         return Verdict("invalid_json", str(e)[:300])
     if not isinstance(args, dict):
         return Verdict(

@@ -54,63 +54,90 @@ class SpoolReader:
         for seg in list_segments(self.directory):
             if budget <= 0:
                 break
-            pos = self.read_pos.get(seg.key, 0)
-            if seg.key in self._skip:
-                continue
             try:
                 size = seg.path.stat().st_size
             except FileNotFoundError:
                 continue
+            pos = self.read_pos.get(seg.key, 0)
+            if seg.key in self._skip:
+                if seg.state == SEALED:  # abandoned after damage and now complete: let commit delete it
+                    self.read_pos[seg.key] = size
+                continue
             if size <= pos:
                 continue
-            data = _read_range(seg.path, pos, min(size - pos, max(budget, 1)))
-            consumed = 0
-            torn = False
-            while consumed < len(data):
-                try:
-                    n = frame_size(data, consumed)
-                    if n is not None and consumed == 0 and n > len(data) and pos + n <= size:
-                        data = _read_range(seg.path, pos, n)  # a single frame larger than the budget
-                    if n is None or consumed + n > len(data):
-                        torn = True
-                        break
-                    frames.append(decode(data, consumed))
-                except FrameError as e:
-                    damaged += 1
-                    log.error("damaged spool frame in %s: %s; skipping the rest of the segment", seg.path, e)
-                    self._skip.add(seg.key)
-                    consumed = size - pos
-                    break
-                consumed += n
-            if torn and seg.state == SEALED and pos + len(data) >= size:
-                # a sealed segment that ends in a partial frame: its writer died mid-write
-                damaged += 1
-                log.error("torn frame at the end of %s; skipping it", seg.path)
-                consumed = size - pos
+            consumed, got, bad = self._read_segment(seg, pos, size, budget, frames)
+            damaged += bad
             self.read_pos[seg.key] = pos + consumed
-            budget -= consumed
+            budget -= max(consumed, 1)
         self.damaged += damaged
         return Polled(frames, damaged)
 
+    def _read_segment(
+        self, seg: Segment, pos: int, size: int, budget: int, frames: list[Frame]
+    ) -> tuple[int, int, int]:
+        """Decode whole frames of one segment from ``pos``. Returns (bytes consumed, frames, damaged)."""
+        data = _read_range(seg.path, pos, min(size - pos, max(budget, 1)))
+        consumed = got = 0
+        while consumed < len(data):
+            try:
+                n = frame_size(data, consumed)
+                if n is None:  # not even a whole header
+                    if seg.state == SEALED and pos + len(data) >= size:
+                        return self._damaged(seg, size - pos, got, "a torn frame header at its end")
+                    break
+                if pos + consumed + n > size:  # the frame claims more bytes than the file holds
+                    if seg.state == SEALED:
+                        return self._damaged(seg, size - pos, got, "a frame cut short (or a corrupt length)")
+                    break  # still being written
+                if consumed + n > len(data):
+                    if consumed:
+                        break  # the rest next time
+                    data = _read_range(seg.path, pos, n)  # a single frame larger than the budget
+                frames.append(decode(data, consumed))
+            except FrameError as e:
+                return self._damaged(seg, size - pos, got, str(e))
+            consumed += n
+            got += 1
+        return consumed, got, 0
+
+    def _damaged(self, seg: Segment, rest: int, got: int, why: str) -> tuple[int, int, int]:
+        log.error("damaged spool frame in %s (%s); skipping the rest of the segment", seg.path, why)
+        self._skip.add(seg.key)
+        return rest, got, 1
+
     def commit(self) -> None:
-        """Everything polled so far is stored: checkpoint it and delete finished sealed segments."""
+        """Everything polled so far is stored: checkpoint it, then delete finished sealed segments.
+
+        The checkpoint is saved first (without the segments about to go), so a crash in between leaves a
+        finished segment to be read again (its records have stable ids), never a checkpoint that points
+        into a file that no longer holds what it pointed at.
+        """
         segments = {s.key: s for s in list_segments(self.directory)}
-        for key, pos in list(self.read_pos.items()):
+        finished = []
+        keep: dict[str, int] = {}
+        for key, pos in self.read_pos.items():
             seg = segments.get(key)
             if seg is None:
-                self.read_pos.pop(key, None)
                 continue
             if seg.state == SEALED and _size(seg) <= pos:
-                try:
-                    seg.path.unlink()
-                except FileNotFoundError:
-                    pass
-                self.read_pos.pop(key, None)
-                self._skip.discard(key)
-        self.committed = dict(self.read_pos)
+                finished.append(seg)
+            else:
+                keep[key] = pos
         tmp = self._checkpoint_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.committed))
+        tmp.write_text(json.dumps(keep))
         os.replace(tmp, self._checkpoint_path)
+        # only now forget them: if saving failed, nothing changed and the next commit tries again
+        for seg in finished:
+            self.read_pos.pop(seg.key, None)
+        for key in [k for k in self.read_pos if k not in segments]:
+            self.read_pos.pop(key, None)
+        self.committed = dict(keep)
+        for seg in finished:
+            try:
+                seg.path.unlink()
+            except FileNotFoundError:
+                pass
+            self._skip.discard(seg.key)
 
     def lag_bytes(self) -> int:
         """Bytes in the spool not yet committed to the store."""

@@ -72,6 +72,12 @@ class SpoolWriter:
             seqs.append(seg.seq)
             if seg.state == OPEN:  # left by a process that died: nothing will append to it again
                 os.replace(seg.path, seg.path.with_suffix(SEALED))
+        # numbers keep growing across restarts, even on an emptied spool, so a segment name is never reused
+        # (a reader's checkpoint names segments): the last number handed out is kept in <writer>.seq
+        try:
+            seqs.append(int(self._seq_file.read_text().strip() or 0))
+        except (FileNotFoundError, ValueError):
+            pass
         self._seq = max(seqs)
         self._disk_bytes = spool_bytes(self.directory)
 
@@ -151,8 +157,15 @@ class SpoolWriter:
             self._seg_size += len(data)
         self._disk_bytes = spool_bytes(self.directory)
 
+    @property
+    def _seq_file(self) -> Path:
+        return self.directory / f"{self.writer_id}.seq"
+
     def _open_segment(self, now: float) -> None:
         self._seq += 1
+        tmp = self._seq_file.with_suffix(".seq.tmp")
+        tmp.write_text(str(self._seq))
+        os.replace(tmp, self._seq_file)
         self._seg_path = self.directory / segment_name(self.writer_id, self._seq, OPEN)
         self._fd = os.open(self._seg_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._seg_size = 0
