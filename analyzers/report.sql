@@ -1,4 +1,4 @@
--- Per-model reliability report. Needs the CTEs tool_outcomes, steps and session_rows. Parameters: until, abandon_s,
+-- Per-model reliability report. Needs the CTEs steps and session_rows. Parameters: until, abandon_s,
 -- cascade_run, model (String, empty = all). Call and tool-call figures count toward each call's own model;
 -- session figures toward the session's model (most steps; ties: the later one).
 WITH
@@ -23,12 +23,12 @@ WITH
     (
         SELECT
             model,
-            count() AS tool_calls,
-            countIf(malformed_kind != '') AS malformed_calls,
-            sumMapIf([malformed_kind], [toUInt64(1)], malformed_kind != '') AS by_kind,
-            countIf(has_result AND error_rule != '') AS tool_errors,
-            countIf(has_result) AS tool_results
-        FROM tool_outcomes
+            sum(tool_call_count) AS tool_calls,
+            sum(n_malformed) AS malformed_calls,
+            sumMap(malformed_kinds, arrayMap(x -> toUInt64(1), malformed_kinds)) AS by_kind,
+            sum(n_err) AS tool_errors,
+            sum(n_results) AS tool_results
+        FROM steps
         GROUP BY model
     ),
     session_figures AS

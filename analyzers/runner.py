@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 
 @cache
@@ -21,9 +22,9 @@ def sql(name: str) -> str:
 
 # analyzers that read other analyzers as common table expressions, in dependency order
 CTES: dict[str, tuple[str, ...]] = {
-    "report": ("tool_outcomes", "steps", "session_rows"),
-    "sessions": ("tool_outcomes", "steps", "session_rows"),
-    "session": ("tool_outcomes", "steps", "session_rows"),
+    "report": ("result_counts", "steps", "session_rows"),
+    "sessions": ("result_counts", "steps", "session_rows"),
+    "session": ("result_counts", "steps", "session_rows", "tool_outcomes"),
 }
 
 
@@ -32,10 +33,14 @@ def _strip_comments(text: str) -> str:
 
 
 @cache
-def composed(name: str) -> str:
-    """The analyzer's SQL with the analyzers it builds on prepended as named CTEs."""
+def composed(name: str, materialized: bool = False) -> str:
+    """The analyzer's SQL with the analyzers it builds on prepended as named CTEs.
+
+    ``materialized``: each CTE is computed once and shared by every reference (ClickHouse's
+    ``AS MATERIALIZED``); otherwise ClickHouse inlines a CTE wherever it is referenced."""
     body = _strip_comments(sql(name))
-    ctes = [f"{cte} AS (\n{_strip_comments(sql(cte))}\n)" for cte in CTES.get(name, ())]
+    kind = "AS MATERIALIZED" if materialized else "AS"
+    ctes = [f"{cte} {kind} (\n{_strip_comments(sql(cte))}\n)" for cte in CTES.get(name, ())]
     if not ctes:
         return body
     if body[:4].upper() == "WITH":
@@ -43,8 +48,23 @@ def composed(name: str) -> str:
     return "WITH " + ",\n".join(ctes) + "\n" + body
 
 
+_MATERIALIZE = {"enable_materialized_cte": 1}
+_materialize_ok: bool | None = None  # learned on first use: older servers lack the setting
+
+
 def run(client: Client, name: str, **params: Any) -> list[dict[str, Any]]:
-    result = client.query(composed(name), parameters=params)
+    global _materialize_ok
+    if name in CTES and _materialize_ok is not False:
+        try:
+            result = client.query(composed(name, True), parameters=params, settings=_MATERIALIZE)
+            _materialize_ok = True
+        except ClickHouseError as e:
+            if _materialize_ok or "materialized_cte" not in str(e).lower() and "MATERIALIZED" not in str(e):
+                raise
+            _materialize_ok = False
+            result = client.query(composed(name), parameters=params)
+    else:
+        result = client.query(composed(name), parameters=params)
     cols = result.column_names
     return [{c: jsonable(v) for c, v in zip(cols, row, strict=True)} for row in result.result_rows]
 

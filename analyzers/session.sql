@@ -1,5 +1,5 @@
 -- One session's timeline, step by step, with each tool call and its outcome (ok, error, pending while the
--- session is open, missing after). Needs the CTEs tool_outcomes, steps and session_rows.
+-- session is open, missing after). Needs the CTEs result_counts, steps, session_rows and tool_outcomes.
 -- Parameters: session (String: as listed by sessions.sql; a bare header id works too).
 SELECT
     s.call_id AS call_id,
@@ -27,6 +27,7 @@ LEFT JOIN
         SELECT count() > 0 AS open FROM session_rows
         WHERE skey IN ({session:String}, concat('h:', {session:String})) AND outcome = 'open'
     ) AS o
+    WHERE call_id IN (SELECT call_id FROM steps WHERE skey IN ({session:String}, concat('h:', {session:String})))
     GROUP BY call_id
 ) AS t ON s.call_id = t.call_id
 WHERE s.skey IN ({session:String}, concat('h:', {session:String}))

@@ -1,5 +1,5 @@
 -- One row per session in the window: its model (most steps; ties: the later), steps, failures, outcome,
--- cascade and loop flags. Needs the CTEs tool_outcomes and steps. Parameters: until, abandon_s, cascade_run.
+-- cascade and loop flags. Needs the CTE steps. Parameters: until, abandon_s, cascade_run.
 SELECT
     r.skey AS skey,
     m.model AS model,
@@ -12,13 +12,7 @@ SELECT
     r.max_run AS max_run,
     r.outcome AS outcome,
     r.outcome != 'open' AND (r.max_run >= {cascade_run:UInt32} OR r.unrecovered > 0) AS cascade,
-    r.skey IN (
-        SELECT s.skey
-        FROM tool_outcomes AS t
-        INNER JOIN (SELECT call_id, skey FROM steps) AS s ON t.call_id = s.call_id
-        GROUP BY s.skey, t.name, ifNull(t.arguments, t.raw_arguments)
-        HAVING count() >= 3
-    ) AS loop
+    r.max_repeat >= 3 AS loop
 FROM
 (
     SELECT
@@ -33,6 +27,10 @@ FROM
         countIf(failed AND NOT recovered) AS unrecovered,
         arraySort((f, t) -> t, groupArray(toUInt8(failed)), groupArray(ts)) AS flags,
         arrayMax(arrayMap(x -> arraySum(x), arraySplit((f, z) -> z, flags, arrayMap(f -> f = 0, flags)))) AS max_run,
+        -- the most times one tool was called with identical arguments (signatures sorted, equal runs)
+        arraySort(groupArrayArray(tool_sigs)) AS sigs,
+        if(empty(sigs), 0, arrayMax(arrayMap(x -> length(x), arraySplit((v, i) -> i = 1 OR v != sigs[i - 1], sigs,
+            arrayEnumerate(sigs))))) AS max_repeat,
         dateDiff('millisecond', last_ts, {until:DateTime64(3)}) / 1000.0 AS idle_s,
         multiIf(
             last_pending AND idle_s < {abandon_s:UInt32}, 'open',

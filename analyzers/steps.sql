@@ -1,11 +1,10 @@
--- One row per step (LLM call) in the window, with its session, its failure flags and the session facts
--- a report or a timeline needs. Parameters: since, until (DateTime64(3)), agent (String, empty = all).
--- Used as the CTE `steps` by report.sql and sessions.sql; needs the CTE `tool_outcomes`.
+-- One row per step (LLM call) in the window, with its session, its failure flags and the session facts a
+-- report or a timeline needs. Needs the CTE result_counts. Parameters: since, until (DateTime64(3)),
+-- agent (String, empty = all).
 SELECT
     s.*,
     max(if(s.n_ok > 0, s.ts, toDateTime64(0, 3, 'UTC'))) OVER w AS session_last_tool_ok_ts,
     max(if(s.ok_response, s.ts, toDateTime64(0, 3, 'UTC'))) OVER w AS session_last_ok_ts,
-    max(s.ts) OVER w AS session_last_ts,
     s.failed AND (
         (s.tool_failed AND session_last_tool_ok_ts > s.ts)
         OR (NOT s.tool_failed AND s.upstream_failed AND session_last_ok_ts > s.ts)
@@ -22,67 +21,66 @@ FROM
         k.outcome AS outcome,
         k.finish_reason AS finish_reason,
         k.tool_call_count AS tool_call_count,
+        k.malformed_count AS n_malformed,
+        k.malformed_kinds AS malformed_kinds,
+        k.tool_sigs AS tool_sigs,
         k.latency_ms AS latency_ms,
         k.ttfb_ms AS ttfb_ms,
         k.input_tokens AS input_tokens,
         k.output_tokens AS output_tokens,
-        if(k.skey0 != '', k.skey0, if(o.skey0 != '', o.skey0, concat('c:', toString(k.call_id)))) AS skey,
-        t.n_malformed AS n_malformed,
-        t.n_err AS n_err,
-        t.n_ok AS n_ok,
-        t.n_noresult AS n_noresult,
+        multiIf(
+            k.session_id != '', concat('h:', k.session_id),
+            k.link_key != '', concat('k:', k.link_key),
+            p.pkey != '', concat('k:', p.pkey),
+            k.conv_key != '', concat('k:', k.conv_key),
+            o.skey0 != '', o.skey0,
+            concat('c:', toString(k.call_id))
+        ) AS skey,
+        r.n_err AS n_err,
+        r.n_results AS n_results,
+        r.n_results - r.n_err AS n_ok,
+        greatest(toInt64(k.tool_call_count) - toInt64(r.n_results), 0) AS n_noresult,
         (k.status >= 500 OR k.outcome IN ('connect_error', 'upstream_timeout', 'upstream_error')
             OR (k.status = 0 AND k.outcome != 'client_aborted')) AS upstream_failed,
-        (t.n_malformed > 0 OR t.n_err > 0) AS tool_failed,
+        (k.malformed_count > 0 OR r.n_err > 0) AS tool_failed,
         (upstream_failed OR tool_failed) AS failed,
         (k.status BETWEEN 200 AND 399 AND k.outcome = 'ok') AS ok_response,
         (ok_response AND k.tool_call_count = 0
             AND ifNull(k.finish_reason, '') NOT IN ('length', 'max_tokens', 'MAX_TOKENS', 'max_output_tokens')) AS final_answer
     FROM
     (
-        SELECT
-            c.*,
-            multiIf(
-                c.session_id != '', concat('h:', c.session_id),
-                p.pkey != '', concat('k:', p.pkey),
-                c.conv_key != '', concat('k:', c.conv_key),
-                ''
-            ) AS skey0
-        FROM
-        (
-            SELECT call_id, ts, model, upstream, agent, status, outcome, finish_reason, tool_call_count, latency_ms,
-                   ttfb_ms, input_tokens, output_tokens, session_id, conv_key, opening_key, first_prior_tool_call_id
-            FROM llm_calls FINAL
-            WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} AND endpoint != 'other'
-              AND ({agent:String} = '' OR agent = {agent:String})
-        ) AS c
-        LEFT JOIN
-        (
-            -- the first tool call of each call: the earliest tool-call id a later request carries leads here
-            SELECT tool_call_id, any(conv_key) AS pkey
-            FROM tool_calls
-            WHERE ts >= {since:DateTime64(3)} - INTERVAL 1 DAY AND ts < {until:DateTime64(3)} AND call_index = 0
-            GROUP BY tool_call_id
-        ) AS p ON c.first_prior_tool_call_id = p.tool_call_id
+        SELECT call_id, ts, model, upstream, agent, status, outcome, finish_reason, tool_call_count, malformed_count,
+               malformed_kinds, tool_sigs, latency_ms, ttfb_ms, input_tokens, output_tokens, session_id, conv_key,
+               opening_key, first_prior_tool_call_id, link_key
+        FROM llm_calls FINAL
+        WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} AND endpoint != 'other'
+          AND ({agent:String} = '' OR agent = {agent:String})
     ) AS k
+    LEFT JOIN
+    (
+        -- calls the recorder could not link: the first tool call of the call their earliest id leads to
+        SELECT tool_call_id, any(conv_key) AS pkey
+        FROM tool_calls
+        WHERE ts >= {since:DateTime64(3)} - INTERVAL 1 DAY AND ts < {until:DateTime64(3)} AND call_index = 0
+          AND tool_call_id IN (
+              SELECT first_prior_tool_call_id FROM llm_calls
+              WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
+                AND link_key = '' AND first_prior_tool_call_id != ''
+          )
+        GROUP BY tool_call_id
+    ) AS p ON k.first_prior_tool_call_id = p.tool_call_id
     ASOF LEFT JOIN
     (
         -- a first turn that got no reply joins the session its retry started
         SELECT opening_key, ts, concat('k:', conv_key) AS skey0
         FROM llm_calls
         WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} AND conv_key != '' AND session_id = ''
+          AND opening_key IN (
+              SELECT opening_key FROM llm_calls
+              WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
+                AND conv_key = '' AND opening_key != '' AND session_id = ''
+          )
     ) AS o ON k.opening_key = o.opening_key AND k.ts <= o.ts
-    LEFT JOIN
-    (
-        SELECT
-            call_id,
-            countIf(malformed_kind != '') AS n_malformed,
-            countIf(has_result AND error_rule != '') AS n_err,
-            countIf(has_result AND error_rule = '' AND malformed_kind = '') AS n_ok,
-            countIf(NOT has_result) AS n_noresult
-        FROM tool_outcomes
-        GROUP BY call_id
-    ) AS t ON k.call_id = t.call_id
+    LEFT JOIN result_counts AS r ON k.call_id = r.call_id
 ) AS s
-
 WINDOW w AS (PARTITION BY s.skey)

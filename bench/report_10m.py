@@ -29,59 +29,71 @@ STEPS = 10  # steps per session
 
 def generate(client, calls: int, per_call: int, start: dt.datetime) -> None:  # type: ignore[no-untyped-def]
     """Sessions of STEPS steps; each step makes `per_call` tool calls whose results come back in the next
-    step; the last step's calls get no result (abandoned). ~2% malformed calls, ~5% error results, 1% 500s."""
+    step; the last step's calls get no result (abandoned). ~3% malformed calls, 5% error results, 1% 500s.
+    Columns the recorder fills at ingest (malformed kinds, loop signatures, links, producing calls) are
+    generated consistently with the tool-call and result rows."""
     p = {"start": start, "calls": calls, "per": per_call, "steps": STEPS}
+    uuid_of = "toUUID(concat('00000000-0000-4000-8000-', leftPad(toString({n}), 12, '0')))"
+    kind = "multiIf(({m}) % 50 = 0, 'invalid_json', ({m}) % 97 = 0, 'schema_violation', '')"
     client.command(
-        """
-        INSERT INTO llm_calls (call_id, ts, upstream, api, endpoint, method, path, model_requested, model_returned,
-            model, stream, status, outcome, parse_status, finish_reason, input_tokens, output_tokens, latency_ms,
-            ttfb_ms, request_bytes, response_bytes, tool_call_count, session_id, agent, conv_key, opening_key,
-            first_prior_tool_call_id)
+        f"""
+        INSERT INTO llm_calls (call_id, ts, upstream, api, endpoint, method, path, model_requested,
+            model_returned, model, stream, status, outcome, parse_status, finish_reason, input_tokens,
+            output_tokens, latency_ms, ttfb_ms, request_bytes, response_bytes, tool_call_count, session_id,
+            agent, conv_key, opening_key, first_prior_tool_call_id, link_key, malformed_count,
+            malformed_kinds, tool_sigs)
         SELECT
-            toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(number), 12, '0'))),
-            {start:DateTime64(3)} + toIntervalMillisecond(number * 80),
+            {uuid_of.format(n="number")}, {{start:DateTime64(3)}} + toIntervalMillisecond(number * 80),
             'openai', 'openai', 'chat_completions', 'POST', '/v1/chat/completions', m, m, m, false,
-            if(number % 100 = 99, 500, 200), if(number % 100 = 99, 'http_error', 'ok'), 'ok',
-            if(number % 100 = 99, NULL, 'tool_calls'), 1000 + number % 500, 50 + number % 40,
-            300 + (number % 1000), 120 + (number % 300), 4000, 900, if(number % 100 = 99, 0, {per:UInt32}), '',
-            'agent', hex(cityHash64(intDiv(number, {steps:UInt32}))), hex(cityHash64(intDiv(number, {steps:UInt32}), 1)),
-            if(number % {steps:UInt32} = 0, '', concat('call_', toString(intDiv(number, {steps:UInt32}) * {steps:UInt32} * {per:UInt32})))
-        FROM (SELECT number, ['gpt-a', 'claude-b', 'glm-4'][intDiv(number, {steps:UInt32}) % 3 + 1] AS m
-              FROM numbers({calls:UInt64}))
+            if(failed_http, 500, 200), if(failed_http, 'http_error', 'ok'), 'ok',
+            if(failed_http, NULL, 'tool_calls'), 1000 + number % 500, 50 + number % 40,
+            300 + (number % 1000), 120 + (number % 300), 4000, 900, if(failed_http, 0, {{per:UInt32}}), '',
+            'agent', skey, hex(cityHash64(session, 1)),
+            if(step = 0, '', concat('call_', toString(session * {{steps:UInt32}} * {{per:UInt32}}))),
+            if(step = 0, '', skey), length(kinds), kinds,
+            if(failed_http, [], arrayMap(i -> cityHash64(i % 7, (number * {{per:UInt32}} + i) % 13),
+                range({{per:UInt32}})))
+        FROM (
+            SELECT number, intDiv(number, {{steps:UInt32}}) AS session, number % {{steps:UInt32}} AS step,
+                   number % 100 = 99 AS failed_http, hex(cityHash64(session)) AS skey,
+                   ['gpt-a', 'claude-b', 'glm-4'][session % 3 + 1] AS m,
+                   if(failed_http, [], arrayFilter(x -> x != '',
+                       arrayMap(i -> {kind.format(m="number * {per:UInt32} + i")}, range({{per:UInt32}})))) AS kinds
+            FROM numbers({{calls:UInt64}})
+        )
         """,
         parameters=p,
         settings={"max_insert_threads": 2},
     )
     client.command(
-        """
+        f"""
         INSERT INTO tool_calls (tool_call_uid, call_id, ts, upstream, model, session_id, agent, call_index,
             tool_call_id, name, raw_arguments, arguments, malformed_kind, conv_key)
         SELECT
-            generateUUIDv4(number), toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(n), 12, '0'))),
-            {start:DateTime64(3)} + toIntervalMillisecond(n * 80),
-            'openai', ['gpt-a', 'claude-b', 'glm-4'][intDiv(n, {steps:UInt32}) % 3 + 1], '', 'agent',
-            number % {per:UInt32}, concat('call_', toString(number)), concat('tool_', toString(number % 7)),
-            concat('{"q": "', toString(number % 13), '"}'), concat('{"q":"', toString(number % 13), '"}'),
-            multiIf(number % 50 = 0, 'invalid_json', number % 97 = 0, 'schema_violation', ''),
-            hex(cityHash64(intDiv(n, {steps:UInt32})))
-        FROM (SELECT number, intDiv(number, {per:UInt32}) AS n FROM numbers({calls:UInt64} * {per:UInt32}))
+            generateUUIDv4(number), {uuid_of.format(n="n")}, {{start:DateTime64(3)}} + toIntervalMillisecond(n * 80),
+            'openai', ['gpt-a', 'claude-b', 'glm-4'][intDiv(n, {{steps:UInt32}}) % 3 + 1], '', 'agent',
+            number % {{per:UInt32}}, concat('call_', toString(number)), concat('tool_', toString(number % 7)),
+            concat('{{"q": "', toString(number % 13), '"}}'), concat('{{"q":"', toString(number % 13), '"}}'),
+            {kind.format(m="number")}, hex(cityHash64(intDiv(n, {{steps:UInt32}})))
+        FROM (SELECT number, intDiv(number, {{per:UInt32}}) AS n FROM numbers({{calls:UInt64}} * {{per:UInt32}}))
         WHERE n % 100 != 99
         """,
         parameters=p,
         settings={"max_insert_threads": 2},
     )
     client.command(
-        """
+        f"""
         INSERT INTO tool_results (result_uid, call_id, ts, upstream, session_id, agent, tool_call_id, content,
-            content_bytes, truncated, is_error, error_rule, classified_at)
+            content_bytes, truncated, is_error, error_rule, classified_at, producer_call_id)
         SELECT
-            generateUUIDv4(number), toUUID(concat('00000000-0000-4000-8000-', leftPad(toString(n + 1), 12, '0'))),
-            {start:DateTime64(3)} + toIntervalMillisecond((n + 1) * 80),
+            generateUUIDv4(number), {uuid_of.format(n="n + 1")},
+            {{start:DateTime64(3)}} + toIntervalMillisecond((n + 1) * 80),
             'openai', '', 'agent', concat('call_', toString(number)),
             if(number % 20 = 0, 'Error: tool failed', 'result text'), 11, false, NULL,
-            if(number % 20 = 0, 'error_prefix', ''), {start:DateTime64(3)} + toIntervalMillisecond((n + 1) * 80)
-        FROM (SELECT number, intDiv(number, {per:UInt32}) AS n FROM numbers({calls:UInt64} * {per:UInt32}))
-        WHERE n % {steps:UInt32} != {steps:UInt32} - 1 AND n % 100 != 99
+            if(number % 20 = 0, 'error_prefix', ''), {{start:DateTime64(3)}} + toIntervalMillisecond((n + 1) * 80),
+            {uuid_of.format(n="n")}
+        FROM (SELECT number, intDiv(number, {{per:UInt32}}) AS n FROM numbers({{calls:UInt64}} * {{per:UInt32}}))
+        WHERE n % {{steps:UInt32}} != {{steps:UInt32}} - 1 AND n % 100 != 99
         """,
         parameters=p,
         settings={"max_insert_threads": 2},

@@ -63,6 +63,10 @@ class LlmCall(_Record):
     opening_key: str = ""  # system prompt and first user message only
     first_prior_tool_call_id: str = ""  # the earliest tool-call id the request carries
     previous_response_id: str = ""
+    malformed_count: int = 0
+    malformed_kinds: list[str] = Field(default_factory=list)  # one entry per malformed tool call
+    tool_sigs: list[int] = Field(default_factory=list)  # hash of name and canonical arguments, per tool call
+    link_key: str = ""  # session key of the call that produced the earliest tool-call id carried
 
 
 class ToolCall(_Record):
@@ -102,6 +106,7 @@ class ToolResult(_Record):
     is_error: bool | None = None  # the provider's explicit flag (Anthropic is_error), else null
     error_rule: str = ""  # the outcome rule that fired ("" = ok); see toolwatch.recorder.outcomes
     classified_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer_call_id: UUID = UUID(int=0)  # the call that emitted the tool call (zero: resolved in SQL)
 
 
 class Body(_Record):

@@ -2,9 +2,16 @@
 
 ``endpoint_for(api, path)`` names the endpoint from the path's ending (so a base-URL prefix such as
 ``/openai/v1`` or an Azure deployment path does not matter, and the query string is ignored). The name
-then selects a ``_Endpoint`` in ``ENDPOINTS``: a request parser and a response parser factory for each
-transport. Supporting another API (OpenAI Responses, Gemini, Azure) means adding a suffix to ``ROUTES``
-and an entry to ``ENDPOINTS``; nothing else dispatches on provider names.
+then selects an ``Endpoint`` in ``ENDPOINTS``: a request parser and a response parser factory for each
+transport. Supporting another API means adding a suffix to ``ROUTES`` and an entry to ``ENDPOINTS``;
+nothing else dispatches on provider names.
+
+Azure OpenAI speaks the OpenAI wire format, so ``api = "azure"`` routes to the same parsers (its
+deployment paths end the same way). Gemini endpoints end in ``:generateContent`` and
+``:streamGenerateContent`` (the colon is part of the path); Gemini's OpenAI-compatible
+``.../openai/chat/completions`` is Chat Completions. Which transport a response used is told by its
+content type: ``text/event-stream`` is SSE, anything else a JSON body, which for
+``streamGenerateContent`` without ``alt=sse`` is a JSON array of chunks (``gemini.GeminiParser`` reads both).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from toolwatch.providers import anthropic_messages, openai_chat
+from toolwatch.providers import anthropic_messages, gemini, openai_chat, openai_responses
 from toolwatch.providers.base import ParsedRequest, ResponseParser
 
 __all__ = ["ENDPOINTS", "ROUTES", "Endpoint", "endpoint_for", "parse_request", "response_parser"]
@@ -34,12 +41,24 @@ ENDPOINTS: dict[str, Endpoint] = {
         anthropic_messages.MessagesParser,
         anthropic_messages.MessagesStreamParser,
     ),
+    "responses": Endpoint(
+        openai_responses.parse_request, openai_responses.ResponsesParser, openai_responses.ResponsesStreamParser
+    ),
+    "generate_content": Endpoint(gemini.parse_request, gemini.GeminiParser, gemini.GeminiStreamParser),
+    "stream_generate_content": Endpoint(gemini.parse_stream_request, gemini.GeminiParser, gemini.GeminiStreamParser),
 }
 
 # api -> (path suffix, endpoint name); the first suffix that matches wins
+_OPENAI_ROUTES = (("/chat/completions", "chat_completions"), ("/responses", "responses"))
 ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
-    "openai": (("/chat/completions", "chat_completions"),),
+    "openai": _OPENAI_ROUTES,
+    "azure": _OPENAI_ROUTES,
     "anthropic": (("/messages", "messages"),),
+    "gemini": (
+        (":generateContent", "generate_content"),
+        (":streamGenerateContent", "stream_generate_content"),
+        ("/chat/completions", "chat_completions"),
+    ),
 }
 
 

@@ -6,6 +6,7 @@ recorded, with ``parse_status`` and ``parse_error`` saying what went wrong.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 import zlib
@@ -183,6 +184,14 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         tc = ToolCallOut(n, f"intext-{ex.id}-{n}", found.name, found.raw_arguments)
         detail = f"tool call written in the reply text ({found.style})"
         built.tool_calls.append(_tool_call(ex, model, tc, common, "in_text", detail, ckey))
+    kinds = [t.malformed_kind for t in built.tool_calls if t.malformed_kind]
+    built.call = call.model_copy(
+        update={
+            "malformed_count": len(kinds),
+            "malformed_kinds": kinds,
+            "tool_sigs": [tool_signature(t.name, t.arguments, t.raw_arguments) for t in built.tool_calls],
+        }
+    )
     for tr in req.tool_results:
         content, size, truncated = _truncate(tr.content, opts.result_max_bytes)
         built.tool_results.append(
@@ -211,6 +220,12 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
             response_truncated=ex.response_truncated,
         )
     return built
+
+
+def tool_signature(name: str, arguments: str | None, raw: str) -> int:
+    """64-bit hash of a tool call's name and canonical arguments: equal calls, equal signatures (loops)."""
+    digest = hashlib.blake2b(f"{name}\x00{arguments if arguments is not None else raw}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big")
 
 
 def _tool_call(

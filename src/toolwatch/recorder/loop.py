@@ -12,6 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from uuid import UUID
 
 from toolwatch.recorder.build import BuildOptions, build
 from toolwatch.recorder.sink import Batch, RecordSink
@@ -54,6 +55,28 @@ class SeenIds:
         return True
 
 
+class ToolCallIndex:
+    """Bounded memory of recent tool calls: (upstream, tool_call_id) -> (producing call, its session key).
+
+    Lets the recorder note on each result which call produced it, and on each call which session its
+    tool-call ids lead to, so reports need no join over millions of rows. What falls out of it (or was
+    recorded by another recorder) is resolved in SQL instead.
+    """
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self.capacity = capacity
+        self._map: OrderedDict[tuple[str, str], tuple[UUID, str]] = OrderedDict()
+
+    def put(self, key: tuple[str, str], value: tuple[UUID, str]) -> None:
+        self._map[key] = value
+        self._map.move_to_end(key)
+        if len(self._map) > self.capacity:
+            self._map.popitem(last=False)
+
+    def get(self, key: tuple[str, str]) -> tuple[UUID, str] | None:
+        return self._map.get(key)
+
+
 class Recorder:
     def __init__(
         self,
@@ -64,6 +87,7 @@ class Recorder:
         batch_rows: int = 5000,
         batch_interval: float = 1.0,
         seen: SeenIds | None = None,
+        index: ToolCallIndex | None = None,
     ) -> None:
         self.reader = reader
         self.sink = sink
@@ -71,6 +95,7 @@ class Recorder:
         self.batch_rows = batch_rows
         self.batch_interval = batch_interval
         self.seen = seen or SeenIds()
+        self.index = index or ToolCallIndex()
         self.stats = RecorderStats()
         self.batch = Batch()
         self._batch_started: float | None = None
@@ -113,10 +138,21 @@ class Recorder:
             return
         if self._batch_started is None:
             self._batch_started = time.monotonic()
-        self.batch.llm_calls.append(built.call)
+        call = built.call
+        if call.first_prior_tool_call_id and not call.link_key:
+            hit = self.index.get((call.upstream, call.first_prior_tool_call_id))
+            if hit is not None:
+                call = call.model_copy(update={"link_key": hit[1]})
+        session_key = call.link_key or call.conv_key
+        for tc in built.tool_calls:
+            self.index.put((tc.upstream, tc.tool_call_id), (call.call_id, session_key))
+        self.batch.llm_calls.append(call)
         self.batch.tool_calls.extend(built.tool_calls)
         for result in built.tool_results:
             if self.seen.add((result.upstream, result.tool_call_id)):
+                hit = self.index.get((result.upstream, result.tool_call_id))
+                if hit is not None:
+                    result = result.model_copy(update={"producer_call_id": hit[0]})
                 self.batch.tool_results.append(result)
             else:
                 self.stats.duplicate_results_skipped += 1

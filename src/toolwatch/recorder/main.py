@@ -23,7 +23,7 @@ from toolwatch.errors import StoreError
 from toolwatch.logs import setup_logging
 from toolwatch.recorder.api import make_app
 from toolwatch.recorder.build import BuildOptions
-from toolwatch.recorder.loop import Recorder, SeenIds
+from toolwatch.recorder.loop import Recorder, SeenIds, ToolCallIndex
 from toolwatch.recorder.outcomes import Classifier
 from toolwatch.spool.reader import SpoolReader
 from toolwatch.store.handle import StoreHandle
@@ -47,12 +47,28 @@ def warm_seen(store: StoreHandle, seen: SeenIds, hours: int = 24) -> None:
         seen.add((upstream, tool_call_id))
 
 
+def warm_index(store: StoreHandle, index: ToolCallIndex, hours: int = 24) -> None:
+    """Remember recent tool calls, so results that arrive after a restart still find their call."""
+    rows = store.run(
+        lambda c: (
+            c.query(
+                "SELECT upstream, tool_call_id, call_id, conv_key FROM tool_calls"
+                " WHERE ts > now() - toIntervalHour({h:UInt32}) ORDER BY ts DESC LIMIT {n:UInt32}",
+                parameters={"h": hours, "n": index.capacity},
+            ).result_rows
+        )
+    )
+    for upstream, tool_call_id, call_id, key in reversed(rows):
+        index.put((upstream, tool_call_id), (call_id, key))
+
+
 def work(recorder: Recorder, store: StoreHandle, stop: threading.Event, settings: Settings) -> None:
     delay = 0.25
     while not stop.is_set():
         try:
             store.client()
             warm_seen(store, recorder.seen)
+            warm_index(store, recorder.index)
             break
         except StoreError as e:
             store.note_error(e)

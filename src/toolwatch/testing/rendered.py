@@ -9,7 +9,7 @@ from .script import Reply
 
 @dataclass(frozen=True)
 class Rendered:
-    """Status, headers and body pieces; a stream is one piece per SSE event."""
+    """Status, headers and body pieces; a stream is one piece per SSE event (or per array element)."""
 
     status: int
     headers: dict[str, str]
@@ -35,4 +35,13 @@ class Rendered:
             "cache-control": "no-cache",
             **reply.headers,
         }
+        return cls(reply.status, headers, pieces, stream=True)
+
+    @classmethod
+    def json_stream(cls, reply: Reply, headers: dict[str, str], pieces: list[bytes]) -> Rendered:
+        """A JSON body written in pieces as they are produced (Gemini's array stream)."""
+        pieces = [reply.raw] if reply.raw is not None else list(pieces)
+        if reply.garbage is not None:
+            pieces.insert(max(0, len(pieces) - 1), reply.garbage)
+        headers = {**headers, "content-type": "application/json; charset=UTF-8", **reply.headers}
         return cls(reply.status, headers, pieces, stream=True)

@@ -1,7 +1,8 @@
 """What a fake upstream is told to answer, and what it was asked.
 
 `Reply` is provider-neutral: the same script can be served as OpenAI Chat
-Completions or as Anthropic Messages, depending on the path it is asked on.
+Completions, OpenAI Responses, Anthropic Messages or Gemini, depending on the
+path it is asked on.
 `Received` is one captured request, kept in the order it arrived.
 """
 
@@ -128,13 +129,53 @@ class Received:
         messages = self.json.get("messages") if isinstance(self.json, dict) else None
         return messages if isinstance(messages, list) else []
 
+    @property
+    def items(self) -> list[Any]:
+        """Responses API ``input`` items (a string input is one user message)."""
+        value = self.json.get("input") if isinstance(self.json, dict) else None
+        if isinstance(value, str):
+            return [{"type": "message", "role": "user", "content": value}]
+        return value if isinstance(value, list) else []
+
+    @property
+    def contents(self) -> list[Any]:
+        """Gemini ``contents``."""
+        value = self.json.get("contents") if isinstance(self.json, dict) else None
+        return value if isinstance(value, list) else []
+
     def assistant_turns(self) -> int:
-        """How many assistant messages the conversation already holds."""
-        return sum(1 for m in self.messages if isinstance(m, dict) and m.get("role") == "assistant")
+        """How many assistant turns the conversation already holds: assistant messages, Gemini ``model``
+        contents, or runs of Responses output items. A Responses request that continues from
+        ``previous_response_id`` holds only its new items, so its earlier turns are not counted."""
+        turns = sum(1 for m in self.messages if isinstance(m, dict) and m.get("role") == "assistant")
+        turns += sum(1 for c in self.contents if isinstance(c, dict) and c.get("role") == "model")
+        in_run = False
+        for item in self.items:
+            kind = item.get("type", "message") if isinstance(item, dict) else None
+            produced = kind in _OUTPUT_ITEMS or (
+                kind == "message" and isinstance(item, dict) and item.get("role") == "assistant"
+            )
+            turns += produced and not in_run
+            in_run = produced
+        return turns
 
     def tool_results(self) -> list[ToolResult]:
-        """Tool results in the request, OpenAI `role: tool` messages or Anthropic `tool_result` blocks."""
+        """Tool results in the request: OpenAI `role: tool` messages, Anthropic `tool_result` blocks,
+        Responses `function_call_output` items, Gemini `functionResponse` parts (whose call id is the
+        part's `id`, else the function name)."""
         results: list[ToolResult] = []
+        for item in self.items:
+            if isinstance(item, dict) and item.get("type") == "function_call_output":
+                output = item.get("output")
+                text = output if isinstance(output, str) else _text_of(output)
+                results.append(ToolResult(str(item.get("call_id")), text))
+        for content in self.contents:
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else []:
+                fr = part.get("functionResponse") if isinstance(part, dict) else None
+                if isinstance(fr, dict):
+                    call_id = fr.get("id") or fr.get("name")
+                    results.append(ToolResult(str(call_id), dumps(fr.get("response")).decode()))
         for message in self.messages:
             if not isinstance(message, dict):
                 continue
@@ -154,6 +195,9 @@ class Received:
                         )
                     )
         return results
+
+
+_OUTPUT_ITEMS = frozenset({"function_call", "custom_tool_call", "reasoning"})
 
 
 def _text_of(content: Any) -> str:

@@ -5,14 +5,19 @@ prefix:
 
 - `POST .../chat/completions`: OpenAI Chat Completions (`wire_openai`)
 - `POST .../messages`: Anthropic Messages (`wire_anthropic`)
+- `POST .../responses`: OpenAI Responses (`wire_responses`)
+- `POST .../models/{model}:generateContent` and `:streamGenerateContent`
+  (with `?alt=sse` an SSE stream, without it a JSON array): Gemini (`wire_gemini`)
+- `POST .../models/{model}:countTokens`: `{"totalTokens": n}`
 - `POST .../messages/count_tokens`: `{"input_tokens": n}`
 - `GET .../models`: a models list, Anthropic-shaped when the request has an
-  `anthropic-version` header, OpenAI-shaped otherwise
+  `anthropic-version` header, Gemini-shaped with an `x-goog-api-key` header
+  or a `key` query parameter, OpenAI-shaped otherwise
 - anything else: a small JSON echo of method, path and body length
 
-Only the two completion endpoints consume scripted replies; every request is
+Only the completion endpoints consume scripted replies; every request is
 recorded in `received`. A stream is sent when the request body has
-`"stream": true`. Usage::
+`"stream": true` (Gemini: when the path says `:streamGenerateContent`). Usage::
 
     async with FakeUpstream([Reply(tool_calls=(ToolCallSpec("f", '{"a": 1}'),))]) as fake:
         client = openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key="sk-test")
@@ -28,7 +33,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import wire_anthropic, wire_openai
+from . import wire_anthropic, wire_gemini, wire_openai, wire_responses
 from .rendered import Rendered
 from .script import (
     Ids,
@@ -59,7 +64,7 @@ DEFAULT_REPLY = Reply(text="Hello from the fake upstream.")
 
 
 class FakeUpstream:
-    """Serves scripted OpenAI and Anthropic answers until closed.
+    """Serves scripted OpenAI, Anthropic and Gemini answers until closed.
 
     `replies` is either a list consumed in order (then `default` is answered
     once it is empty; `push` adds more), or a function of the request
@@ -162,6 +167,10 @@ class FakeUpstream:
             wire = wire_openai.render
         elif request.method == "POST" and path.endswith("/messages"):
             wire = wire_anthropic.render
+        elif request.method == "POST" and path.endswith("/responses"):
+            wire = wire_responses.render
+        elif request.method == "POST" and path.endswith((":generateContent", ":streamGenerateContent")):
+            wire = wire_gemini.render
         else:
             return web.Response(body=_other(request, received), content_type="application/json")
         reply = self._next_reply(received)
@@ -236,6 +245,9 @@ def _other(request: web.Request, received: Received) -> bytes:
                     "last_id": "claude-sonnet-4-5",
                 }
             )
+        if "x-goog-api-key" in request.headers or "key" in request.query:
+            names = ["gemini-2.5-flash", "gemini-2.5-pro"]
+            return dumps({"models": [{"name": f"models/{m}", "displayName": m} for m in names]})
         models = ["gpt-4o-mini", "gpt-4o"]
         return dumps(
             {
@@ -243,6 +255,8 @@ def _other(request: web.Request, received: Received) -> bytes:
                 "data": [{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in models],
             }
         )
+    if request.method == "POST" and path.endswith(":countTokens"):
+        return dumps({"totalTokens": max(1, len(received.body) // 4)})
     if request.method == "POST" and path.endswith("/messages/count_tokens"):
         return dumps({"input_tokens": max(1, len(received.body) // 4)})
     return dumps({"method": request.method, "path": request.path_qs, "body_length": len(received.body)})

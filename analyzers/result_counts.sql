@@ -1,0 +1,33 @@
+-- Tool results in the window per producing call: how many came back and how many are errors. The recorder
+-- notes the producing call on each result; results it could not place are matched to tool calls here.
+-- Parameters: since, until (DateTime64(3)).
+SELECT call_id, sum(err) AS n_err, count() AS n_results
+FROM
+(
+    SELECT producer_call_id AS call_id, toUInt64(error_rule != '') AS err
+    FROM tool_results FINAL
+    WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
+      AND producer_call_id != toUUID('00000000-0000-0000-0000-000000000000')
+    UNION ALL
+    SELECT t.call_id AS call_id, toUInt64(r.error_rule != '') AS err
+    FROM
+    (
+        SELECT call_id, upstream, tool_call_id
+        FROM tool_calls
+        WHERE ts >= {since:DateTime64(3)} - INTERVAL 1 DAY AND ts < {until:DateTime64(3)}
+          AND tool_call_id IN (
+              SELECT tool_call_id FROM tool_results
+              WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
+                AND producer_call_id = toUUID('00000000-0000-0000-0000-000000000000')
+          )
+    ) AS t
+    INNER JOIN
+    (
+        SELECT upstream, tool_call_id, argMax(error_rule, classified_at) AS error_rule
+        FROM tool_results
+        WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
+          AND producer_call_id = toUUID('00000000-0000-0000-0000-000000000000')
+        GROUP BY upstream, tool_call_id
+    ) AS r ON t.upstream = r.upstream AND t.tool_call_id = r.tool_call_id
+)
+GROUP BY call_id

@@ -1,0 +1,487 @@
+"""OpenAI Responses API parsers, against the wire samples in tests/fixtures/openai_responses/ (their README
+says what each one is). Expected values are read off the samples by hand; the SDK tests check that the
+official ``openai`` SDK reads the same samples the same way."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolResultIn, Usage
+from toolwatch.providers.openai_responses import (
+    ResponsesParser,
+    ResponsesStreamParser,
+    parse_request,
+    parse_usage,
+)
+
+from .helpers import (
+    bytewise,
+    events_of,
+    fixture,
+    json_values,
+    mock_http,
+    mutate,
+    mutate_stream,
+    replay,
+    split_at,
+    two_piece_splits,
+)
+
+FUZZ = settings(max_examples=150, deadline=None)
+STREAMS = [
+    "stream_text.sse",
+    "stream_tool_calls.sse",
+    "stream_multibyte.sse",
+    "stream_failed.sse",
+    "stream_broken_off.sse",
+]
+BODIES = ["text.json", "tool_calls.json", "incomplete.json", "error_invalid_request.json"]
+WEATHER = ToolCallOut(0, "call_Vb8nM3kJ6hG1fD4sA9pO2iU7", "get_weather", '{"location":"Boston, MA","unit":"c"}')
+TIME = ToolCallOut(1, "call_Qm3Zt0m7hEw8rVbq5KcL2xYd", "get_time", '{"timezone":"America/New_York"}')
+
+
+def data(name: str) -> bytes:
+    return fixture("openai_responses", name)
+
+
+def parse_stream(raw: bytes) -> tuple[list[ToolCallOut], ParsedResponse]:
+    return replay(ResponsesStreamParser, [raw])
+
+
+def parse_body(raw: bytes) -> ParsedResponse:
+    return replay(ResponsesParser, [raw])[1]
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+def test_body_text() -> None:
+    result = parse_body(data("text.json"))
+    assert (result.model, result.response_id) == ("gpt-4.1-2025-04-14", "resp_68c8a7f0b5d88193a7e1c3f2d4b6a8e0")
+    assert result.text == "Paris is the capital of France." and result.tool_calls == ()
+    assert result.finish_reason == "completed"
+    assert result.usage == Usage(input_uncached=36, cache_read=0, cache_write=None, output=9)
+    assert (result.complete, result.errors, result.skipped) == (True, (), 0)
+
+
+def test_body_parallel_function_calls_and_a_reasoning_item() -> None:
+    result = parse_body(data("tool_calls.json"))
+    assert result.tool_calls == (
+        ToolCallOut(0, "call_Kq2T8vW4yZ1nB6mX3cR7sD0f", "get_weather", '{"location":"Boston, MA","unit":"c"}'),
+        ToolCallOut(1, "call_Lp9U3xE6rT2wQ8zY5vN1mA4s", "get_time", '{"timezone":"America/New_York"}'),
+    )
+    assert result.skipped == 1  # the reasoning item: counted, not required
+    assert result.usage == Usage(input_uncached=214 - 128, cache_read=128, cache_write=None, output=188)
+    assert result.text == "" and result.model == "o4-mini-2025-04-16"
+
+
+def test_body_incomplete_takes_the_reason_as_finish_reason() -> None:
+    result = parse_body(data("incomplete.json"))
+    assert result.finish_reason == "max_output_tokens"
+    assert result.tool_calls[0].raw_arguments == '{"location":"Par'
+
+
+def test_body_error() -> None:
+    result = parse_body(data("error_invalid_request.json"))
+    assert result.error_type == "invalid_request_error"
+    assert result.error_message is not None and result.error_message.startswith("Invalid type for 'input[2].output'")
+    assert result.finish_reason is None and result.complete
+
+
+def test_failed_response_object_keeps_its_error() -> None:
+    body = {
+        "id": "resp_1",
+        "object": "response",
+        "status": "failed",
+        "output": [],
+        "error": {"code": "server_error", "message": "boom"},
+    }
+    result = parse_body(json.dumps(body).encode())
+    assert (result.finish_reason, result.error_type, result.error_message) == ("failed", "server_error", "boom")
+
+
+def test_custom_tool_calls_and_unknown_items() -> None:
+    body = {
+        "id": "resp_2",
+        "status": "completed",
+        "output": [
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+            {"type": "custom_tool_call", "call_id": "call_c", "name": "apply_patch", "input": "*** Begin Patch"},
+            {"type": "brand_new_item", "x": 1},
+            {"type": "function_call", "call_id": "call_f", "arguments": "{}"},
+        ],
+    }
+    result = parse_body(json.dumps(body).encode())
+    assert result.tool_calls == (
+        ToolCallOut(0, "call_c", "apply_patch", "*** Begin Patch"),
+        ToolCallOut(1, "call_f", "", "{}"),
+    )
+    assert result.skipped == 2 and result.errors == ("tool call 1 has no name",)
+
+
+def test_usage_with_cache_writes() -> None:
+    usage = {
+        "input_tokens": 100,
+        "input_tokens_details": {"cached_tokens": 60, "cache_write_tokens": 30},
+        "output_tokens": 5,
+    }
+    assert parse_usage(usage) == Usage(input_uncached=10, cache_read=60, cache_write=30, output=5)
+    assert parse_usage({"output_tokens": 3}) == Usage(None, None, None, 3)
+    assert parse_usage("x") is None
+
+
+# --- streams -------------------------------------------------------------------------------------
+
+
+def test_stream_text() -> None:
+    reported, result = parse_stream(data("stream_text.sse"))
+    assert reported == []
+    assert result.text == "Here are three primary colors: red, yellow, and blue."
+    assert result.finish_reason == "completed" and result.usage == Usage(17, 0, None, 13)
+    assert (result.complete, result.errors, result.skipped) == (True, (), 0)
+
+
+def test_stream_tool_calls_reported_at_their_item_done() -> None:
+    parser = ResponsesStreamParser()
+    when: list[tuple[str, bytes]] = []
+    for piece in events_of(data("stream_tool_calls.sse")):
+        when += [(call.name, piece) for call in parser.feed(piece)]
+    assert [name for name, _ in when] == ["get_weather", "get_time"]
+    assert all(piece.startswith(b"event: response.output_item.done") for _, piece in when)
+    result = parser.finish()
+    assert result.tool_calls == (WEATHER, TIME)
+    assert result.skipped == 1  # the reasoning item
+    assert result.usage == Usage(input_uncached=301 - 256, cache_read=256, cache_write=None, output=212)
+    assert (result.model, result.complete, result.errors) == ("o4-mini-2025-04-16", True, ())
+
+
+def test_stream_multibyte() -> None:
+    _, result = parse_stream(data("stream_multibyte.sse"))
+    assert result.text == "東京の天気を調べます 🌤️…"
+    assert result.tool_calls == (
+        ToolCallOut(0, "call_Wx5Yz8Ab1Cd4Ef7Gh0Ij3Kl6", "get_weather", '{"location":"東京","unit":"c"}'),
+    )
+    assert result.usage == Usage(1411 - 1280, 1280, None, 40)
+
+
+def test_stream_failed() -> None:
+    _, result = parse_stream(data("stream_failed.sse"))
+    assert result.text == "Let me think"
+    assert (result.error_type, result.finish_reason, result.complete) == ("server_error", "failed", True)
+
+
+def test_stream_broken_off_keeps_the_arguments_that_arrived() -> None:
+    reported, result = parse_stream(data("stream_broken_off.sse"))
+    assert reported == []
+    assert result.tool_calls == (
+        ToolCallOut(0, "call_Zx1cV4bN7mQ0wE3rT6yU9iO2", "write_file", '{"path":"notes.md","content":"# Meeting'),
+    )
+    assert not result.complete and result.finish_reason is None
+    assert len(result.errors) == 4  # cut JSON, no blank line, no output_item.done, no terminal event
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_split_at_every_offset_and_bytewise(name: str) -> None:
+    raw = data(name)
+    expected = parse_stream(raw)
+    for pieces in two_piece_splits(raw):
+        assert replay(ResponsesStreamParser, pieces) == expected, len(pieces[0])
+    assert replay(ResponsesStreamParser, bytewise(raw)) == expected
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_crlf_line_ends_give_the_same_result(name: str) -> None:
+    crlf = data(name).replace(b"\n", b"\r\n")
+    got = replay(ResponsesStreamParser, split_at(crlf, range(0, len(crlf), 11)))
+    assert got == parse_stream(data(name))
+
+
+@FUZZ
+@given(name=st.sampled_from(STREAMS), cuts=st.lists(st.integers(0, 13_000), max_size=12))
+def test_random_splits(name: str, cuts: list[int]) -> None:
+    raw = data(name)
+    assert replay(ResponsesStreamParser, split_at(raw, cuts)) == parse_stream(raw)
+
+
+@FUZZ
+@given(name=st.sampled_from(STREAMS), garbage=st.binary(max_size=300), cuts=st.lists(st.integers(0, 13_000)))
+def test_garbage_appended_never_raises(name: str, garbage: bytes, cuts: list[int]) -> None:
+    raw = data(name)
+    _, clean = parse_stream(raw)
+    reported, result = replay(ResponsesStreamParser, split_at(raw + garbage, cuts))
+    if clean.complete:  # everything after the terminal event is ignored
+        assert result.tool_calls == clean.tool_calls and result.usage == clean.usage
+        assert reported == list(clean.tool_calls) and result.complete
+
+
+@FUZZ
+@given(raw=st.binary(max_size=500), cuts=st.lists(st.integers(0, 500), max_size=8))
+def test_random_bytes_never_raise(raw: bytes, cuts: list[int]) -> None:
+    assert replay(ResponsesStreamParser, split_at(raw, cuts)) == parse_stream(raw)
+
+
+RESPONSES_JSON = json_values(
+    keys=[
+        "type",
+        "id",
+        "call_id",
+        "name",
+        "arguments",
+        "input",
+        "output",
+        "output_index",
+        "content_index",
+        "item",
+        "item_id",
+        "delta",
+        "text",
+        "content",
+        "role",
+        "response",
+        "status",
+        "usage",
+        "input_tokens",
+        "output_tokens",
+        "input_tokens_details",
+        "cached_tokens",
+        "incomplete_details",
+        "reason",
+        "error",
+        "code",
+        "message",
+        "model",
+        "tools",
+        "parameters",
+        "instructions",
+        "previous_response_id",
+        "stream",
+    ],  # fmt: skip
+    words=[
+        "function_call",
+        "function_call_output",
+        "custom_tool_call",
+        "message",
+        "reasoning",
+        "output_text",
+        "input_text",
+        "assistant",
+        "user",
+        "system",
+        "function",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.function_call_arguments.delta",
+        "response.output_text.delta",
+        "response.completed",
+        "response.function_call_arguments.done",
+        "error",
+        "completed",
+        "incomplete",
+    ],  # fmt: skip
+)
+
+
+@FUZZ
+@given(value=RESPONSES_JSON)
+def test_any_json_never_raises(value: Any) -> None:
+    raw = json.dumps(value).encode()
+    assert isinstance(parse_request(raw), ParsedRequest)
+    assert parse_body(raw).complete == isinstance(value, dict)
+    parse_stream(b"data: " + raw + b"\n\n")
+
+
+@FUZZ
+@given(draw=st.data())
+def test_mutated_samples_never_raise(draw: st.DataObject) -> None:
+    name = draw.draw(st.sampled_from(["request_full_input.json", "request_previous_response.json"]))
+    request = mutate(draw, json.loads(data(name)), RESPONSES_JSON)
+    assert isinstance(parse_request(json.dumps(request).encode()), ParsedRequest)
+    body = mutate(draw, json.loads(data(draw.draw(st.sampled_from(BODIES)))), RESPONSES_JSON)
+    assert parse_body(json.dumps(body).encode()).complete == isinstance(body, dict)
+    streamed = mutate_stream(draw, data(draw.draw(st.sampled_from(STREAMS))), RESPONSES_JSON)
+    cut = draw.draw(st.integers(0, len(streamed)))
+    assert replay(ResponsesStreamParser, [streamed[:cut], streamed[cut:]]) == parse_stream(streamed)
+
+
+# --- streams: edge cases not in the samples ------------------------------------------------------
+
+
+def event(kind: str, **fields: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n".encode()
+
+
+CALL_ITEM = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": ""}
+
+
+def test_done_arguments_are_used_when_no_delta_arrived() -> None:
+    raw = (
+        event("response.output_item.added", output_index=0, item=CALL_ITEM)
+        + event("response.function_call_arguments.done", output_index=0, item_id="fc_1", arguments='{"a":1}')
+        + event("response.output_item.done", output_index=0, item={**CALL_ITEM, "arguments": '{"a":1}'})
+        + event("response.completed", response={"id": "r", "status": "completed"})
+    )
+    reported, result = parse_stream(raw)
+    assert reported == [ToolCallOut(0, "call_1", "f", '{"a":1}')] and result.errors == ()
+
+
+def test_deltas_that_differ_from_the_done_item_are_kept_and_noted() -> None:
+    raw = (
+        event("response.output_item.added", output_index=0, item=CALL_ITEM)
+        + event("response.function_call_arguments.delta", output_index=0, item_id="fc_1", delta='{"a":')
+        + event("response.output_item.done", output_index=0, item={**CALL_ITEM, "arguments": '{"a":2}'})
+    )
+    _, result = parse_stream(raw)
+    assert result.tool_calls[0].raw_arguments == '{"a":'
+    assert "tool call 0: argument deltas differ from the done item" in result.errors
+
+
+def test_a_terminal_event_alone_gives_its_output() -> None:
+    response = json.loads(data("tool_calls.json"))
+    _, result = parse_stream(event("response.completed", response=response))
+    assert result.tool_calls == parse_body(data("tool_calls.json")).tool_calls and result.complete
+
+
+def test_unknown_events_are_counted_and_events_after_the_end_skipped() -> None:
+    raw = (
+        event("response.created", response={"id": "r", "model": "m"})
+        + event("response.brand_new.delta", output_index=0, delta="x")
+        + event("response.completed", response={"id": "r", "status": "completed"})
+        + event("response.output_item.added", output_index=0, item=CALL_ITEM)
+    )
+    _, result = parse_stream(raw)
+    assert (result.skipped, result.tool_calls, result.model) == (2, (), "m")
+
+
+def test_error_event() -> None:
+    _, result = parse_stream(event("error", code="rate_limit_exceeded", message="slow down"))
+    assert (result.error_type, result.error_message, result.complete) == ("rate_limit_exceeded", "slow down", False)
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def test_request_with_the_whole_input_resent() -> None:
+    req = parse_request(data("request_full_input.json"))
+    assert (req.model, req.stream, req.message_count, req.error) == ("gpt-4.1", True, 8, None)
+    assert [t.name for t in req.tools] == ["get_weather", "get_time", "web_search_preview"]
+    assert req.tools[2].schema_json is None
+    assert json.loads(req.tools[1].schema_json or "")["required"] == ["timezone"]
+    assert req.tool_results == (
+        ToolResultIn("call_Kq2T8vW4yZ1nB6mX3cR7sD0f", '{"temp_c": 18, "sky": "clear"}'),
+        ToolResultIn("call_Lp9U3xE6rT2wQ8zY5vN1mA4s", "2025-09-15T14:31:00-04:00"),
+    )
+    ids = ("call_Kq2T8vW4yZ1nB6mX3cR7sD0f", "call_Lp9U3xE6rT2wQ8zY5vN1mA4s")
+    assert req.prior_tool_call_ids == ids
+    assert req.system_text == "You are a travel assistant. Use the tools."
+    assert req.first_user_text == "Weather in Boston\nand the time in New York?"
+    assert (req.first_reply_text, req.first_reply_tool_ids) == ("", ids)  # the reasoning item is skipped
+    assert req.previous_response_id is None
+
+
+def test_request_continuing_from_a_previous_response() -> None:
+    req = parse_request(data("request_previous_response.json"))
+    assert req.previous_response_id == "resp_68c8a8121a4c8190b3d5f7a9c1e3a5c7"
+    assert [r.tool_call_id for r in req.tool_results] == [
+        "call_Kq2T8vW4yZ1nB6mX3cR7sD0f",
+        "call_Lp9U3xE6rT2wQ8zY5vN1mA4s",
+    ]
+    # the opening lives upstream: the request does not carry it
+    assert (req.system_text, req.first_user_text, req.first_reply_text) == ("", "", None)
+    assert (req.prior_tool_call_ids, req.stream) == ((), False)
+
+
+def test_string_input_and_leading_system_messages() -> None:
+    req = parse_request(b'{"model": "m", "input": "hello"}')
+    assert (req.first_user_text, req.message_count, req.system_text) == ("hello", 1, "")
+    body = {
+        "model": "m",
+        "instructions": "A.",
+        "input": [
+            {"role": "developer", "content": "B."},
+            {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"role": "system", "content": "a reminder later on"},
+        ],
+    }
+    req = parse_request(json.dumps(body).encode())
+    assert (req.system_text, req.first_user_text) == ("A.\nB.", "hi")
+
+
+@pytest.mark.parametrize("name", ["text.json", "tool_calls.json"])
+def test_a_resent_reply_matches_its_response(name: str) -> None:
+    body = json.loads(data(name))
+    response = parse_body(data(name))
+    items = [{"role": "user", "content": "hi"}, *body["output"], {"role": "user", "content": "more"}]
+    req = parse_request(json.dumps({"model": "m", "input": items}).encode())
+    assert req.first_reply_text == response.text
+    assert req.first_reply_tool_ids == tuple(c.id for c in response.tool_calls)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"nope",
+        b"[]",
+        b'{"input": 5}',
+        b'{"tools": [{"type": "function"}], "input": [{"type": "function_call_output"}]}',
+    ],
+)
+def test_request_garbage_sets_error(body: bytes) -> None:
+    assert parse_request(body).error
+
+
+# --- the official SDK reads the same samples the same way ----------------------------------------
+
+
+def sdk(body: bytes, content_type: str, status: int = 200) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key="x", base_url="http://fake/v1", http_client=mock_http(body, content_type, status), max_retries=0
+    )
+
+
+def sdk_calls(output: list[Any]) -> list[tuple[str, str, str]]:
+    return [(o.call_id, o.name, o.arguments) for o in output if o.type == "function_call"]
+
+
+@pytest.mark.parametrize("name", BODIES[:3])
+def test_sdk_reads_bodies_alike(name: str) -> None:
+    with sdk(data(name), "application/json") as client:
+        response = client.responses.create(model="m", input="hi")
+    ours = parse_body(data(name))
+    assert sdk_calls(response.output) == [(c.id, c.name, c.raw_arguments) for c in ours.tool_calls]
+    assert (response.output_text, response.model, response.id) == (ours.text, ours.model, ours.response_id)
+    assert response.usage is not None
+    cached = response.usage.input_tokens_details.cached_tokens
+    assert ours.usage == Usage(response.usage.input_tokens - cached, cached, None, response.usage.output_tokens)
+
+
+@pytest.mark.parametrize("name", ["stream_text.sse", "stream_tool_calls.sse", "stream_multibyte.sse"])
+def test_sdk_reads_streams_alike(name: str) -> None:
+    with sdk(data(name), "text/event-stream") as client, client.responses.stream(model="m", input="hi") as s:
+        for _ in s:
+            pass
+        final = s.get_final_response()
+    ours = parse_stream(data(name))[1]
+    assert sdk_calls(final.output) == [(c.id, c.name, c.raw_arguments) for c in ours.tool_calls]
+    assert (final.output_text, final.status) == (ours.text, ours.finish_reason)
+    assert final.usage is not None and ours.usage.output == final.usage.output_tokens
+
+
+def test_sdk_sees_the_failed_stream_too() -> None:
+    with sdk(data("stream_failed.sse"), "text/event-stream") as client:
+        kinds = [e.type for e in client.responses.create(model="m", input="hi", stream=True)]
+    assert kinds[-2:] == ["error", "response.failed"]
+    assert parse_stream(data("stream_failed.sse"))[1].error_type == "server_error"
+
+
+def test_sdk_reads_the_error_body_alike() -> None:
+    raw = data("error_invalid_request.json")
+    with sdk(raw, "application/json", 400) as client, pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="m", input="hi")
+    assert caught.value.code == "invalid_type" and caught.value.type == parse_body(raw).error_type
