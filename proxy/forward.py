@@ -76,6 +76,7 @@ class _State:
     outcome: str = "ok"
     error: str | None = None
     ttfb: float | None = None
+    finished: float = 0.0
     request_content_type: str | None = None
     response_content_type: str | None = None
     response_content_encoding: str | None = None
@@ -129,7 +130,9 @@ class Forwarder:
             raise
         finally:
             self.in_flight -= 1
-            self._record(st)
+            st.finished = time.perf_counter()
+            # after the response is on its way: recording is not the agent's latency
+            asyncio.get_running_loop().call_soon(self._record, st)
 
     async def _forward(
         self, request: web.Request, target: URL, headers: CIMultiDict[str], st: _State
@@ -241,7 +244,8 @@ class Forwarder:
     def _record(self, st: _State) -> None:
         """Hand the finished exchange to the sink. Toolwatch's own trouble here is logged, never raised."""
         try:
-            ex = Exchange(
+            # model_construct: every field is built here from typed state, so validation would only cost time
+            ex = Exchange.model_construct(
                 id=uuid7(),
                 started_at=st.started_at,
                 upstream=st.upstream,
@@ -251,7 +255,7 @@ class Forwarder:
                 status=st.status,
                 outcome=st.outcome,
                 error=st.error,
-                latency_ms=(time.perf_counter() - st.started) * 1000.0,
+                latency_ms=(st.finished - st.started) * 1000.0,
                 ttfb_ms=None if st.ttfb is None else st.ttfb * 1000.0,
                 request_content_type=st.request_content_type,
                 response_content_type=st.response_content_type,

@@ -6,10 +6,23 @@ import os
 import time
 import uuid
 
+_POOL = 4096  # random bytes read per system call; ten per id
+_random = b""
+_offset = _POOL
+
+
+def _random_bits() -> int:
+    global _random, _offset
+    if _offset + 10 > len(_random):
+        _random, _offset = os.urandom(_POOL), 0
+    chunk = _random[_offset : _offset + 10]
+    _offset += 10
+    return int.from_bytes(chunk, "big")
+
 
 def uuid7() -> uuid.UUID:
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _random_bits()
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64

@@ -18,6 +18,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, time_ns: Callable[[], int], urandom: C
     """Replace the clock and the randomness seen by uuid7 only (not the process-wide modules)."""
     monkeypatch.setattr(uuid7_module, "time", SimpleNamespace(time_ns=time_ns))
     monkeypatch.setattr(uuid7_module, "os", SimpleNamespace(urandom=urandom))
+    monkeypatch.setattr(uuid7_module, "_random", b"")  # drop pooled bytes: the next id reads afresh
 
 
 def test_version_and_variant() -> None:

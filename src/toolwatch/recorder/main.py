@@ -9,6 +9,7 @@ It also stops when its parent process goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -30,6 +31,7 @@ from toolwatch.store.handle import StoreHandle
 from toolwatch.store.writer import ClickHouseSink
 
 log = logging.getLogger("toolwatch.recorder")
+RECORDER_NICENESS = 10
 
 
 def warm_seen(store: StoreHandle, seen: SeenIds, hours: int = 24) -> None:
@@ -139,5 +141,8 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
 
 def main(early_stop: threading.Event | None = None) -> int:
     settings = Settings.model_validate_json(sys.stdin.read())
+    with contextlib.suppress(OSError):
+        # the proxy comes first: when both want the CPU, recording falls behind (the spool absorbs it)
+        os.nice(RECORDER_NICENESS)
     setup_logging(settings.log_level, "recorder")
     return asyncio.run(serve(settings, early_stop))

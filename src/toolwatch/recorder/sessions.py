@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 from toolwatch.providers.base import ParsedRequest, ParsedResponse
 
 _WS = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=4096)
 def _norm(text: str) -> str:
+    """Whitespace-folded text; cached because agents resend the same system prompt every turn."""
     return _WS.sub(" ", text).strip()
 
 
@@ -28,10 +31,15 @@ def reply_key(text: str, tool_ids: tuple[str, ...] | list[str]) -> str:
     return "ids:" + ",".join(tool_ids) if tool_ids else "text:" + _norm(text)
 
 
+@lru_cache(maxsize=4096)
+def _opening(system: str, first_user: str) -> str:
+    return _digest(_norm(system), _norm(first_user))
+
+
 def opening_key(req: ParsedRequest) -> str:
     if not req.system_text and not req.first_user_text:
         return ""
-    return _digest(_norm(req.system_text), _norm(req.first_user_text))
+    return _opening(req.system_text, req.first_user_text)
 
 
 def conv_key(req: ParsedRequest, resp: ParsedResponse) -> str:

@@ -33,12 +33,17 @@ class SpoolWriter:
         segment_bytes: int,
         segment_max_age: float,
         writer_id: str = "w0",
+        gather_window: float = 0.005,
+        recount_every: float = 0.5,
     ) -> None:
         self.directory = directory
         self.cap_bytes = cap_bytes
         self.segment_bytes = segment_bytes
         self.segment_max_age = segment_max_age
         self.writer_id = writer_id
+        self.gather_window = gather_window
+        self.recount_every = recount_every
+        self._last_count = 0.0
         self.appended = 0
         self.dropped = 0
         self.write_errors = 0
@@ -126,6 +131,10 @@ class SpoolWriter:
                 await asyncio.wait_for(self._wake.wait(), timeout=refresh_every)
             except TimeoutError:
                 pass
+            else:
+                if not self._closing:
+                    # gather what arrives in the next few ms: one thread hop per batch, not per request
+                    await asyncio.sleep(self.gather_window)
             self._wake.clear()
             batch, self._pending = self._pending, []
             try:
@@ -155,7 +164,12 @@ class SpoolWriter:
                 n = os.write(self._fd, view)
                 view = view[n:]
             self._seg_size += len(data)
-        self._disk_bytes = spool_bytes(self.directory)
+            self._disk_bytes += len(data)
+        if now - self._last_count >= self.recount_every:
+            # the recorder deletes what it stored: recount now and then, not on every write (the count is
+            # only ever too high in between, so the cap holds)
+            self._disk_bytes = spool_bytes(self.directory)
+            self._last_count = now
 
     @property
     def _seq_file(self) -> Path:
