@@ -39,7 +39,7 @@ def test_defaults_without_file_environment_or_flags(tmp_path: Path) -> None:
 
 def test_builtin_upstreams_without_any_upstream_configuration() -> None:
     s = load_settings(None, environ={})
-    assert set(s.upstreams) == {"openai", "anthropic"}
+    assert set(s.upstreams) == {"openai", "anthropic", "gemini"}
     assert s.upstreams["openai"].url == "https://api.openai.com"
     assert s.upstreams["anthropic"].api == "anthropic"
 
@@ -47,7 +47,7 @@ def test_builtin_upstreams_without_any_upstream_configuration() -> None:
 def test_builtin_upstreams_beside_a_configured_one() -> None:
     env = {"TOOLWATCH_UPSTREAM_LOCAL_URL": "http://127.0.0.1:1", "TOOLWATCH_UPSTREAM_LOCAL_API": "openai"}
     s = load_settings(None, environ=env)
-    assert set(s.upstreams) == {"openai", "anthropic", "local"}
+    assert set(s.upstreams) == {"openai", "anthropic", "gemini", "local"}
     assert s.upstreams["openai"].url == "https://api.openai.com"
     assert s.upstreams["openai"].api == "openai"
     assert s.upstreams["anthropic"].url == "https://api.anthropic.com"
@@ -202,7 +202,7 @@ def test_non_url_upstream_is_rejected(tmp_path: Path) -> None:
 
 def test_unknown_api_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"upstreams\.openai\.api"):
-        load_settings(None, environ={"TOOLWATCH_UPSTREAM_OPENAI_API": "gemini"})
+        load_settings(None, environ={"TOOLWATCH_UPSTREAM_OPENAI_API": "cohere"})
 
 
 @pytest.mark.parametrize("name", sorted(RESERVED_MOUNTS))

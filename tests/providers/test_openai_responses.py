@@ -485,3 +485,14 @@ def test_sdk_reads_the_error_body_alike() -> None:
     with sdk(raw, "application/json", 400) as client, pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="m", input="hi")
     assert caught.value.code == "invalid_type" and caught.value.type == parse_body(raw).error_type
+
+
+def test_sdk_drops_the_cut_event_of_a_broken_stream_as_we_do() -> None:
+    raw = data("stream_broken_off.sse")
+    with sdk(raw, "text/event-stream") as client:
+        deltas = [
+            e.delta
+            for e in client.responses.create(model="m", input="hi", stream=True)
+            if e.type.endswith("arguments.delta")
+        ]
+    assert "".join(deltas) == parse_stream(raw)[1].tool_calls[0].raw_arguments

@@ -195,16 +195,16 @@ def parse_request(body: bytes, stream: bool = False) -> ParsedRequest:
         for response in responses:
             name = as_str(response.get("name")) or ""
             queue = answered.get(name, [])
-            call_id = as_str(response.get("id"))
-            if call_id and call_id in queue:
-                queue.remove(call_id)
-            elif not call_id and queue:
-                call_id = queue.pop(0)
-            elif not call_id:
+            answers = as_str(response.get("id"))
+            if answers and answers in queue:
+                queue.remove(answers)
+            elif not answers and queue:
+                answers = queue.pop(0)
+            elif not answers:
                 problems.append(f"functionResponse {snippet(name)} answers no call of the turn before it")
-                call_id = synthetic_call_id("result", len(results), name, response.get("response"))
+                answers = synthetic_call_id("result", len(results), name, response.get("response"))
             text, is_error = _result(response.get("response"))
-            results.append(ToolResultIn(call_id, text, is_error))
+            results.append(ToolResultIn(answers, text, is_error))
         if first_user is None and not responses:
             first_user = _text(parts, "\n")
     return ParsedRequest(

@@ -41,10 +41,12 @@ _IDENT = re.compile(r"^[A-Za-z_][\w.\-]{0,127}$")
 _FENCE = re.compile(r"```[ \t]*([\w+\-]*)[^\n]*\n(.*?)```", re.S)
 _JSON_FENCES = frozenset({"", "json", "jsonc", "json5", "tool_call", "tool_calls", "tool", "function_call"})
 _CODE_FENCES = frozenset({"tool_code", "python", "py"})
+# Bodies never run past the next opening tag: a reply full of unclosed tags stays linear to scan.
+_UNTIL_TAG = r"(?:(?!\[TOOL_CALLS\]).)*?"
 
 _TAGGED: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tool_call_tag", re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)),
-    ("function_tag", re.compile(r"<function=([\w.\-]+)>\s*(.*?)\s*</function>", re.S)),
+    ("function_tag", re.compile(r"<function=([\w.\-]+)>\s*((?:(?!<function=).)*?)\s*</function>", re.S)),
     ("function_call_tag", re.compile(r"<function_?call>\s*(.*?)\s*(?:</function_?call>|$)", re.S)),
     ("python_tag", re.compile(r"<\|python_tag\|>\s*(.*?)\s*(?:<\|eom_id\|>|<\|eot_id\|>|$)", re.S)),
     (
@@ -53,11 +55,16 @@ _TAGGED: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\[TOOL_CALLS\]\s*([\w.\-]+)\s*(?:\[CALL_ID\][^\[]*)?\[ARGS\]\s*(.*?)\s*(?=\[TOOL_CALLS\]|$)", re.S
         ),
     ),
-    ("mistral", re.compile(r"\[TOOL_CALLS\]\s*(\[.*?\]|\{.*?\})\s*(?=\[TOOL_CALLS\]|</s>|$)", re.S)),
-    ("deepseek", re.compile(r"<｜tool▁call▁begin｜>(.*?)<｜tool▁sep｜>(.*?)<｜tool▁call▁end｜>", re.S)),
+    ("mistral", re.compile(r"\[TOOL_CALLS\]\s*([\[{]" + _UNTIL_TAG + r"[\]}])\s*(?=\[TOOL_CALLS\]|</s>|$)", re.S)),
+    (
+        "deepseek",
+        re.compile(
+            r"<｜tool▁call▁begin｜>([^<]*?)<｜tool▁sep｜>((?:(?!<｜tool▁call▁begin｜>).)*?)<｜tool▁call▁end｜>", re.S
+        ),
+    ),
 )
-_XML_PARAM = re.compile(r"<parameter=([\w.\-]+)>\n?(.*?)\n?</parameter>", re.S)
-_GLM_ARG = re.compile(r"<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.S)
+_XML_PARAM = re.compile(r"<parameter=([\w.\-]+)>\n?((?:(?!<parameter=).)*?)\n?</parameter>", re.S)
+_GLM_ARG = re.compile(r"<arg_key>([^<]*)</arg_key>\s*<arg_value>((?:(?!<arg_key>).)*?)</arg_value>", re.S)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import json
 import uuid
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from toolwatch.providers import intext, paths, registry
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
@@ -127,7 +128,7 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
     declared = {t.name: t.schema_json for t in req.tools}
     # a reply without structured tool calls may still hold calls the model wrote into its text
     in_text = [] if resp.tool_calls or endpoint is None else intext.detect(resp.text, declared)
-    common = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
+    common: dict[str, Any] = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
     ckey = conv_key(req, resp)
     call = LlmCall(
         call_id=ex.id,
@@ -229,7 +230,7 @@ def tool_signature(name: str, arguments: str | None, raw: str) -> int:
 
 
 def _tool_call(
-    ex: Exchange, model: str, tc: ToolCallOut, common: dict[str, str], kind: str, detail: str, ckey: str
+    ex: Exchange, model: str, tc: ToolCallOut, common: dict[str, Any], kind: str, detail: str, ckey: str
 ) -> ToolCall:
     return ToolCall(
         tool_call_uid=uuid.uuid5(_NS_TOOL_CALL, f"{ex.id}\x00{tc.index}"),
