@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from toolwatch.providers.base import ParsedResponse
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
 
 __all__ = [
     "as_dict",
@@ -118,3 +118,31 @@ def load_body(body: bytes) -> dict[str, Any] | ParsedResponse:
     if not isinstance(obj, dict):
         return ParsedResponse(errors=("response body is not a JSON object",))
     return obj
+
+
+def load_request(body: bytes) -> dict[str, Any] | ParsedRequest:
+    """A request body as a JSON object, or the ParsedRequest (with ``error``) to return when it is not one."""
+    obj, problem = loads(body)
+    if problem is not None:
+        return ParsedRequest(error=f"request body is not JSON: {problem}")
+    if not isinstance(obj, dict):
+        return ParsedRequest(error="request body is not a JSON object")
+    return obj
+
+
+class BufferedJSONParser:
+    """A non-streamed response parser: buffers the body, and ``finish`` hands the JSON object to ``parse``."""
+
+    def __init__(self) -> None:
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> list[ToolCallOut]:
+        self._body += chunk
+        return []
+
+    def finish(self) -> ParsedResponse:
+        resp = load_body(bytes(self._body))
+        return resp if isinstance(resp, ParsedResponse) else self.parse(resp)
+
+    def parse(self, resp: dict[str, Any]) -> ParsedResponse:
+        raise NotImplementedError

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toolwatch.providers._wire import (
+    BufferedJSONParser,
     as_dict,
     as_int,
     as_list,
@@ -33,7 +34,7 @@ from toolwatch.providers._wire import (
     compact_json,
     content_text,
     error_fields,
-    load_body,
+    load_request,
     loads,
     snippet,
 )
@@ -45,12 +46,9 @@ __all__ = ["MessagesParser", "MessagesStreamParser", "parse_request", "parse_usa
 
 def parse_request(body: bytes) -> ParsedRequest:
     """Read what a Messages request declares and resends; never raises."""
-    obj, problem = loads(body)
-    if problem is not None:
-        return ParsedRequest(error=f"request body is not JSON: {problem}")
-    req = as_dict(obj)
-    if req is None:
-        return ParsedRequest(error="request body is not a JSON object")
+    req = load_request(body)
+    if isinstance(req, ParsedRequest):
+        return req
     problems: list[str] = []
     tools: list[ToolDecl] = []
     for item in as_list(req.get("tools")):
@@ -126,20 +124,10 @@ def parse_usage(value: object, base: Usage | None = None) -> Usage | None:
     return replace(base or Usage(), **{k: v for k, v in found.items() if v is not None})
 
 
-class MessagesParser:
+class MessagesParser(BufferedJSONParser):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
-    def __init__(self) -> None:
-        self._body = bytearray()
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        self._body += chunk
-        return []
-
-    def finish(self) -> ParsedResponse:
-        resp = load_body(bytes(self._body))
-        if isinstance(resp, ParsedResponse):
-            return resp
+    def parse(self, resp: dict[str, Any]) -> ParsedResponse:
         errors: list[str] = []
         err = error_fields(resp)
         if err is None and resp.get("type", "message") != "message":

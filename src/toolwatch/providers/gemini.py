@@ -33,12 +33,12 @@ with "" in both, as streamed text arrives in pieces.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
-from toolwatch.providers._wire import as_dict, as_int, as_list, as_str, compact_json, loads, snippet
+from toolwatch.providers._wire import as_dict, as_int, as_list, as_str, compact_json, load_request, loads, snippet
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
 from toolwatch.providers.jsonstream import ObjectSplitter
 from toolwatch.providers.sse import SSEDecoder
@@ -154,12 +154,9 @@ def _result(response: object) -> tuple[str, bool | None]:
 def parse_request(body: bytes, stream: bool = False) -> ParsedRequest:
     """Read what a generateContent request declares and resends; never raises. ``stream`` is set by the
     endpoint (``streamGenerateContent``), since the body does not say."""
-    obj, problem = loads(body)
-    if problem is not None:
-        return ParsedRequest(stream=stream, error=f"request body is not JSON: {problem}")
-    req = as_dict(obj)
-    if req is None:
-        return ParsedRequest(stream=stream, error="request body is not a JSON object")
+    req = load_request(body)
+    if isinstance(req, ParsedRequest):
+        return replace(req, stream=stream)
     problems: list[str] = []
     tools = _tool_decls(as_list(req.get("tools")), problems)
     system = _text(_parts(_get(req, "systemInstruction", "system_instruction")), "\n")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolwatch.providers._wire import (
+    BufferedJSONParser,
     as_dict,
     as_int,
     as_list,
@@ -26,7 +27,7 @@ from toolwatch.providers._wire import (
     compact_json,
     content_text,
     error_fields,
-    load_body,
+    load_request,
     loads,
     snippet,
 )
@@ -38,12 +39,9 @@ __all__ = ["ChatCompletionParser", "ChatCompletionStreamParser", "parse_request"
 
 def parse_request(body: bytes) -> ParsedRequest:
     """Read what a Chat Completions request declares and resends; never raises."""
-    obj, problem = loads(body)
-    if problem is not None:
-        return ParsedRequest(error=f"request body is not JSON: {problem}")
-    req = as_dict(obj)
-    if req is None:
-        return ParsedRequest(error="request body is not a JSON object")
+    req = load_request(body)
+    if isinstance(req, ParsedRequest):
+        return req
     problems: list[str] = []
     tools: list[ToolDecl] = []
     specs = [(t, _tool_spec(t)) for t in as_list(req.get("tools"))]
@@ -130,20 +128,10 @@ def _call_parts(call: dict[str, Any]) -> tuple[str | None, str | None]:
     return as_str(fn.get("name")), as_str(args)
 
 
-class ChatCompletionParser:
+class ChatCompletionParser(BufferedJSONParser):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
-    def __init__(self) -> None:
-        self._body = bytearray()
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        self._body += chunk
-        return []
-
-    def finish(self) -> ParsedResponse:
-        resp = load_body(bytes(self._body))
-        if isinstance(resp, ParsedResponse):
-            return resp
+    def parse(self, resp: dict[str, Any]) -> ParsedResponse:
         errors: list[str] = []
         err = error_fields(resp)
         choices = as_list(resp.get("choices"))

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolwatch.providers._wire import (
+    BufferedJSONParser,
     as_dict,
     as_int,
     as_list,
     as_str,
     compact_json,
     error_fields,
-    load_body,
+    load_request,
     loads,
     snippet,
 )
@@ -91,12 +92,9 @@ def _item_kind(item: dict[str, Any]) -> str | None:
 
 def parse_request(body: bytes) -> ParsedRequest:
     """Read what a Responses request declares and resends; never raises."""
-    obj, problem = loads(body)
-    if problem is not None:
-        return ParsedRequest(error=f"request body is not JSON: {problem}")
-    req = as_dict(obj)
-    if req is None:
-        return ParsedRequest(error="request body is not a JSON object")
+    req = load_request(body)
+    if isinstance(req, ParsedRequest):
+        return req
     problems: list[str] = []
     tools: list[ToolDecl] = []
     for item in as_list(req.get("tools")):
@@ -228,20 +226,10 @@ def _read_output(items: list[Any]) -> _Output:
     return out
 
 
-class ResponsesParser:
+class ResponsesParser(BufferedJSONParser):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
-    def __init__(self) -> None:
-        self._body = bytearray()
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        self._body += chunk
-        return []
-
-    def finish(self) -> ParsedResponse:
-        resp = load_body(bytes(self._body))
-        if isinstance(resp, ParsedResponse):
-            return resp
+    def parse(self, resp: dict[str, Any]) -> ParsedResponse:
         err = error_fields(resp)
         out = _read_output(as_list(resp.get("output")))
         if "output" not in resp and err is None:
