@@ -71,6 +71,9 @@ class Settings(BaseModel):
     store_bodies: bool = True
     # extra tool-result error rules, name -> regular expression searched in the result's first 2 KiB
     outcome_rules: dict[str, str] = Field(default_factory=dict)
+    # CPU priority of the recorder process: "idle" runs it only on CPU time nothing else wants (recording
+    # lags under full load, the spool absorbs it), "low" is nice 10, "normal" shares the CPU evenly
+    recorder_priority: Literal["idle", "low", "normal"] = "low"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False  # one line per request costs ~20 us of the event loop; off by default
 

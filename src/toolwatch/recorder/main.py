@@ -139,10 +139,17 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
     return 0
 
 
+def set_priority(priority: str) -> None:
+    """The proxy comes first: when both want the CPU, recording falls behind and the spool absorbs it."""
+    with contextlib.suppress(OSError, AttributeError):
+        if priority == "idle":
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif priority == "low":
+            os.nice(RECORDER_NICENESS)
+
+
 def main(early_stop: threading.Event | None = None) -> int:
     settings = Settings.model_validate_json(sys.stdin.read())
-    with contextlib.suppress(OSError):
-        # the proxy comes first: when both want the CPU, recording falls behind (the spool absorbs it)
-        os.nice(RECORDER_NICENESS)
+    set_priority(settings.recorder_priority)
     setup_logging(settings.log_level, "recorder")
     return asyncio.run(serve(settings, early_stop))
