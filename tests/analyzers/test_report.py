@@ -311,3 +311,27 @@ async def test_agent_that_rewrites_its_system_prompt_every_turn(tw: Harness, fak
     await tw.flush(expect=4)
     sessions = analyze(tw, "sessions", since="1h")
     assert [(r["steps"], r["outcome"]) for r in sessions] == [(4, "success")]
+
+
+async def test_toolwatch_report_json_command(
+    tw: Harness, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The `toolwatch report --json` command itself, with a short abandonment timeout."""
+    import asyncio
+    import json
+
+    from toolwatch.cli import main
+
+    await run_script(tw, fake, headers=True)
+    await tw.flush(expect=21)
+    monkeypatch.setenv("TOOLWATCH_DATABASE", tw.settings.database)
+    await asyncio.sleep(1.2)  # let the open session (S7) idle past a 1 s abandonment timeout
+    code = await asyncio.to_thread(
+        main, ["report", "--json", "--since", "1h", "--abandon", "1s", "--store", tw.settings.store]
+    )
+    assert code == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    check(rows["gpt-a"], EXPECTED_A, RATES_A)
+    b = rows["claude-b"]
+    assert (b["sessions"], b["open_sessions"], b["abandoned_sessions"], b["successful_sessions"]) == (4, 0, 1, 2)
+    assert b["session_success_rate"] == pytest.approx(2 / 4) and b["cascade_rate"] == pytest.approx(1 / 4)
