@@ -31,6 +31,7 @@ FROM
         multiIf(
             k.session_id != '', concat('h:', k.session_id),
             k.link_key != '', concat('k:', k.link_key),
+            pr.rkey != '', concat('k:', pr.rkey),
             p.pkey != '', concat('k:', p.pkey),
             k.conv_key != '', concat('k:', k.conv_key),
             o.skey0 != '', o.skey0,
@@ -51,7 +52,7 @@ FROM
     (
         SELECT call_id, ts, model, upstream, agent, status, outcome, finish_reason, tool_call_count, malformed_count,
                malformed_kinds, tool_sigs, latency_ms, ttfb_ms, input_tokens, output_tokens, session_id, conv_key,
-               opening_key, first_prior_tool_call_id, link_key
+               opening_key, first_prior_tool_call_id, link_key, previous_response_id
         FROM llm_calls FINAL
         WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} AND endpoint != 'other'
           AND ({agent:String} = '' OR agent = {agent:String})
@@ -69,6 +70,19 @@ FROM
           )
         GROUP BY tool_call_id
     ) AS p ON k.first_prior_tool_call_id = p.tool_call_id
+    LEFT JOIN
+    (
+        -- Responses API calls the recorder could not link: the session of the previous response
+        SELECT response_id, any(if(link_key != '', link_key, conv_key)) AS rkey
+        FROM llm_calls
+        WHERE ts >= {since:DateTime64(3)} - INTERVAL 1 DAY AND ts < {until:DateTime64(3)}
+          AND response_id IN (
+              SELECT previous_response_id FROM llm_calls
+              WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
+                AND link_key = '' AND previous_response_id != ''
+          )
+        GROUP BY response_id
+    ) AS pr ON k.previous_response_id = pr.response_id
     ASOF LEFT JOIN
     (
         -- a first turn that got no reply joins the session its retry started

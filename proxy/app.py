@@ -158,9 +158,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     return await request.app[FORWARDER].handle(request)
 
 
-def make_app(
-    settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None
-) -> web.Application:
+def make_app(settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.parse_limit + 1)
     app[SETTINGS] = settings
     app[LINK] = link or RecorderLink()

@@ -12,6 +12,4 @@ def error_body(api: str, status: int, message: str, code: str) -> bytes:
     if api == "anthropic":
         kind = "timeout_error" if status == 504 else "api_error"
         return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
-    return orjson.dumps(
-        {"error": {"message": message, "type": "toolwatch_error", "param": None, "code": code}}
-    )
+    return orjson.dumps({"error": {"message": message, "type": "toolwatch_error", "param": None, "code": code}})

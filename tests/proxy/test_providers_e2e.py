@@ -131,6 +131,25 @@ async def test_responses_with_previous_response_id(
         }
     ]
     assert results == [{"tool_call_id": call.call_id, "content": "sunny, 21", "is_error": None}]
+    await one_session_either_way(tw)
+
+
+async def one_session_either_way(tw: Harness) -> None:
+    """The two calls form one successful session, linked by the recorder and, without it, by SQL."""
+    from toolwatch.analyzers import runner
+    from toolwatch.analyzers.params import analyzer_params
+
+    def sessions() -> list[tuple[int, str]]:
+        params = analyzer_params("sessions", {"since": "1h"})
+        rows = tw.store.run(lambda c: runner.run(c, "sessions", **params))
+        return [(r["steps"], r["outcome"]) for r in rows]
+
+    assert sessions() == [(2, "success")]
+    tw.store.run(
+        lambda c: c.command("ALTER TABLE llm_calls UPDATE link_key = '' WHERE 1", settings={"mutations_sync": 2})
+    )
+    assert tw.query("SELECT countIf(link_key != '') FROM llm_calls") == [(0,)]
+    assert sessions() == [(2, "success")]
 
 
 async def test_responses_with_the_whole_input_resent(tw: Harness, fake: FakeUpstream, oai: openai.AsyncOpenAI) -> None:

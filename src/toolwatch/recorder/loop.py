@@ -55,6 +55,9 @@ class SeenIds:
         return True
 
 
+_RESPONSE = "\x00response:"  # response ids share the index with tool-call ids, apart by this prefix
+
+
 class ToolCallIndex:
     """Bounded memory of recent tool calls: (upstream, tool_call_id) -> (producing call, its session key).
 
@@ -139,11 +142,17 @@ class Recorder:
         if self._batch_started is None:
             self._batch_started = time.monotonic()
         call = built.call
-        if call.first_prior_tool_call_id and not call.link_key:
-            hit = self.index.get((call.upstream, call.first_prior_tool_call_id))
-            if hit is not None:
+        if not call.link_key:
+            hit = None
+            if call.previous_response_id:  # Responses API: the previous call's session, directly
+                hit = self.index.get((call.upstream, _RESPONSE + call.previous_response_id))
+            if hit is None and call.first_prior_tool_call_id:
+                hit = self.index.get((call.upstream, call.first_prior_tool_call_id))
+            if hit is not None and hit[1]:
                 call = call.model_copy(update={"link_key": hit[1]})
         session_key = call.link_key or call.conv_key
+        if call.response_id:
+            self.index.put((call.upstream, _RESPONSE + call.response_id), (call.call_id, session_key))
         for tc in built.tool_calls:
             self.index.put((tc.upstream, tc.tool_call_id), (call.call_id, session_key))
         self.batch.llm_calls.append(call)
