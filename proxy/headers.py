@@ -34,7 +34,17 @@ AGENT_HEADERS = ("toolwatch-agent",)
 PROPERTY_PREFIXES = ("toolwatch-property-", "helicone-property-")
 
 # Response headers worth keeping with a record: request ids, rate limits, timings. Never credentials.
-RECORDED_RESPONSE = frozenset({"x-request-id", "request-id", "openai-processing-ms", "retry-after", "openai-model"})
+RECORDED_RESPONSE = frozenset(
+    {
+        "x-request-id",
+        "request-id",
+        "apim-request-id",
+        "openai-processing-ms",
+        "retry-after",
+        "openai-model",
+        "x-ms-region",
+    }
+)
 RECORDED_RESPONSE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 
 Headers = CIMultiDictProxy[str] | CIMultiDict[str]

@@ -32,7 +32,7 @@ def test_anthropic_shape(status: int, kind: str) -> None:
 
 
 def test_an_unknown_api_gets_the_openai_shape() -> None:
-    assert json.loads(error_body("gemini", 502, "m", "c"))["error"]["code"] == "c"
+    assert json.loads(error_body("cohere", 502, "m", "c"))["error"]["code"] == "c"
 
 
 def test_message_is_escaped_not_formatted() -> None:
@@ -44,13 +44,13 @@ def test_message_is_escaped_not_formatted() -> None:
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 
 
-@pytest.mark.parametrize(
-    ("status", "exc"), [(502, openai.InternalServerError), (504, openai.InternalServerError)]
-)
+@pytest.mark.parametrize(("status", "exc"), [(502, openai.InternalServerError), (504, openai.InternalServerError)])
 def test_openai_sdk_raises_its_usual_error(status: int, exc: type[openai.APIStatusError]) -> None:
     body = error_body("openai", status, "toolwatch: upstream timed out", "upstream_timeout")
     client = openai.OpenAI(
-        api_key="x", base_url="http://fake/v1", http_client=mock_http(body, "application/json", status),
+        api_key="x",
+        base_url="http://fake/v1",
+        http_client=mock_http(body, "application/json", status),
         max_retries=0,
     )
     with client, pytest.raises(exc) as info:
@@ -72,3 +72,15 @@ def test_anthropic_sdk_raises_its_usual_error(status: int) -> None:
     assert "toolwatch: upstream timed out" in info.value.message
     assert isinstance(info.value.body, dict)
     assert info.value.body["error"]["type"] == ("timeout_error" if status == 504 else "api_error")
+
+
+def test_gemini_errors_use_googles_shape() -> None:
+    import json
+
+    from toolwatch.proxy.errorbody import error_body
+
+    body = json.loads(error_body("gemini", 504, "the upstream did not answer in time", "upstream_timeout"))
+    assert body == {
+        "error": {"code": 504, "message": "the upstream did not answer in time", "status": "DEADLINE_EXCEEDED"}
+    }
+    assert json.loads(error_body("gemini", 502, "down", "connect_error"))["error"]["status"] == "UNAVAILABLE"

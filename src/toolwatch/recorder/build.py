@@ -27,6 +27,9 @@ _NS_TOOL_CALL = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a01")
 _NS_RESULT = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a02")
 
 
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     result_max_bytes: int = 64 * 1024
@@ -167,7 +170,7 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         text_chars=len(resp.text),
         user_id=ex.user_id or "",
         properties=dict(ex.properties),
-        request_id=ex.response_headers.get("x-request-id") or ex.response_headers.get("request-id") or "",
+        request_id=next((ex.response_headers[h] for h in REQUEST_ID_HEADERS if ex.response_headers.get(h)), ""),
         conv_key=ckey,
         opening_key=opening_key(req),
         first_prior_tool_call_id=req.prior_tool_call_ids[0] if req.prior_tool_call_ids else "",
