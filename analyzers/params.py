@@ -90,7 +90,7 @@ def sessions_params(
 
 
 def session_params(
-    session: str | None,
+    session: str | None = None,
     since: str | None = None,
     until: str | None = None,
     abandon: str | None = None,

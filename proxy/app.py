@@ -149,7 +149,7 @@ async def api_relay(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:
         code, raw = await _recorder_get(request.app, name, request.query_string, request.method)
-    except (ConnectionError, aiohttp.ClientError) as e:
+    except (ConnectionError, aiohttp.ClientError, TimeoutError) as e:
         return web.json_response({"error": f"recorder unavailable: {e or type(e).__name__}"}, status=503)
     return web.Response(status=code, body=raw, content_type="application/json")
 

@@ -87,7 +87,7 @@ class Settings(BaseModel):
             else:
                 merged[name] = entry
         for name in merged:
-            if name in RESERVED_MOUNTS or not name or "/" in name:
+            if name in RESERVED_MOUNTS or not name or "/" in name or name.startswith("_"):
                 raise ValueError(f"upstream name {name!r} is reserved or not a single path segment")
         return merged
 

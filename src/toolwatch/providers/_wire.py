@@ -7,6 +7,7 @@ instead of raising; the parsers then decide what to note in ``errors``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -29,17 +30,33 @@ __all__ = [
 _MISSING = object()
 
 
+_BIG_INT = re.compile(rb"\d{19,}")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(data: bytes | str) -> Any:
+    """The standard library's parser, minus its NaN/Infinity extension; integers of any size stay exact."""
+    return json.loads(data, parse_constant=_no_constants)
+
+
 def loads(data: bytes | str) -> tuple[Any, str | None]:
-    """Parse JSON; return ``(value, None)`` or ``(None, problem)``. Never raises."""
+    """Parse JSON; return ``(value, None)`` or ``(None, problem)``. Never raises.
+
+    orjson is fast but turns integers beyond 64 bits into floats, so text with a long digit run goes to
+    the standard library instead (which keeps them exact)."""
+    raw = data.encode() if isinstance(data, str) else data
+    if not _BIG_INT.search(raw):
+        try:
+            return orjson.loads(raw), None
+        except orjson.JSONDecodeError as exc:
+            return None, str(exc)
     try:
-        return orjson.loads(data), None
-    except orjson.JSONDecodeError as exc:
-        problem = str(exc)
-    # orjson refuses integers beyond 64 bits, which are valid JSON; the standard library takes them
-    try:
-        return json.loads(data), None
-    except (ValueError, RecursionError):
-        return None, problem
+        return strict_json(raw), None
+    except (ValueError, RecursionError) as exc:
+        return None, str(exc)
 
 
 def compact_json(value: object) -> str:

@@ -6,6 +6,7 @@ The proxy relays ``/_toolwatch/api/<name>`` here. Queries run in a worker thread
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from typing import Any
@@ -46,7 +47,7 @@ async def _query(store: StoreHandle, name: str, **params: Any) -> list[dict[str,
         return await asyncio.to_thread(store.run, lambda c: runner.run(c, name, **params))
     except StoreError as e:
         raise web.HTTPServiceUnavailable(  # noqa: B904
-            text=f'{{"error": "store unavailable: {e}"}}', content_type="application/json"
+            text=json.dumps({"error": f"store unavailable: {e}"}), content_type="application/json"
         )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolwatch.providers import intext, paths, registry
+from toolwatch.providers._wire import strict_json
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
 from toolwatch.recorder.outcomes import Classifier
 from toolwatch.recorder.sessions import conv_key, opening_key
@@ -87,7 +88,7 @@ def _arguments(raw: str) -> str | None:
 
     The standard library keeps integers of any size exactly (orjson would turn big ones into floats)."""
     try:
-        value = json.loads(raw)
+        value = strict_json(raw)
     except (ValueError, RecursionError):
         return None
     if not isinstance(value, dict):

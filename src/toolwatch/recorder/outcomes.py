@@ -28,8 +28,8 @@ class Rule:
 
 DEFAULT_TEXT_RULES = (
     Rule("traceback", re.compile(r"^\s*Traceback \(most recent call last\)")),
-    Rule("error_prefix", re.compile(r"^\s*Error\b")),
-    Rule("exception", re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception)\b\s*:?")),
+    Rule("error_prefix", re.compile(r"(?i)^\s*error\b")),
+    Rule("exception", re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?(?:[A-Z]\w*)?(?:Error|Exception)\b")),
     Rule(
         "exit_code",
         re.compile(r"(?i)\b(?:exit(?:ed)?(?:\s+with)?\s+(?:code|status)|return\s?code)\s*[:=]?\s*(?:[1-9]\d*|-\d+)\b"),

@@ -9,7 +9,6 @@ against the model.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Any
 
 import fastjsonschema
 import orjson
+
+from toolwatch.providers._wire import strict_json
 
 TOKEN_LIMIT_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS", "max_output_tokens"})
 
@@ -46,7 +47,9 @@ class SchemaCache:
             return self._cache[schema_json]
         validator: Validator | None
         try:
-            validator = fastjsonschema.compile(orjson.loads(schema_json))
+            schema = orjson.loads(schema_json)
+            # a $ref outside the schema would make the recorder fetch a URL the request chose: refuse it
+            validator = None if _remote_ref(schema) else fastjsonschema.compile(schema, handlers={})
         except Exception:  # noqa: BLE001 - an uncompilable schema (or not JSON) validates nothing
             self.compile_errors += 1
             validator = None
@@ -54,6 +57,17 @@ class SchemaCache:
         if len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
         return validator
+
+
+def _remote_ref(node: Any) -> bool:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            return True
+        return any(_remote_ref(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_remote_ref(v) for v in node)
+    return False
 
 
 def classify(
@@ -72,7 +86,7 @@ def classify(
     if is_last and finish_reason in TOKEN_LIMIT_REASONS:
         return Verdict("truncated", f"response stopped at its token limit ({finish_reason})")
     try:
-        args = json.loads(raw_arguments) if raw_arguments.strip() else None  # exact big integers
+        args = strict_json(raw_arguments) if raw_arguments.strip() else None  # exact big integers
     except (ValueError, RecursionError) as e:
         return Verdict("invalid_json", str(e)[:300])
     if not isinstance(args, dict):
