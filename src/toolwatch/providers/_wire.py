@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
+from toolwatch.providers.sse import SSEDecoder
 
 __all__ = [
     "as_dict",
@@ -162,4 +163,28 @@ class BufferedJSONParser:
         return resp if isinstance(resp, ParsedResponse) else self.parse(resp)
 
     def parse(self, resp: dict[str, Any]) -> ParsedResponse:
+        raise NotImplementedError
+
+
+class SSEEventParser:
+    """Base of the SSE stream parsers: each decoded event goes to ``_event``, which appends the tool calls
+    it completes to ``done``. A subclass sets ``self._sse`` and ``self._errors``; its ``finish`` calls
+    ``_drain`` (the last event may lack its blank line) before building its result."""
+
+    _sse: SSEDecoder
+    _errors: list[str]
+
+    def feed(self, chunk: bytes) -> list[ToolCallOut]:
+        done: list[ToolCallOut] = []
+        for event in self._sse.feed(chunk):
+            self._event(event.event, event.data, done)
+        return done
+
+    def _drain(self) -> None:
+        done: list[ToolCallOut] = []
+        for event in self._sse.flush():
+            self._event(event.event, event.data, done)
+        self._errors += self._sse.notes()
+
+    def _event(self, name: str, data: str, done: list[ToolCallOut]) -> None:
         raise NotImplementedError

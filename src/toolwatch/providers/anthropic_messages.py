@@ -27,6 +27,7 @@ from typing import Any
 
 from toolwatch.providers._wire import (
     BufferedJSONParser,
+    SSEEventParser,
     as_dict,
     as_int,
     as_list,
@@ -178,7 +179,7 @@ class _Block:
         return ToolCallOut(self.ordinal, self.id, self.name, raw or self.start_input)
 
 
-class MessagesStreamParser:
+class MessagesStreamParser(SSEEventParser):
     """Streamed response. ``feed`` reports a tool call at its ``content_block_stop``; ``complete`` means
     ``message_stop`` arrived. Events are told apart by their JSON ``type`` (as the SDK does)."""
 
@@ -196,17 +197,8 @@ class MessagesStreamParser:
         self._errors: list[str] = []
         self._skipped = 0
 
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        done: list[ToolCallOut] = []
-        for event in self._sse.feed(chunk):
-            self._event(event.event, event.data, done)
-        return done
-
     def finish(self) -> ParsedResponse:
-        done: list[ToolCallOut] = []
-        for event in self._sse.flush():
-            self._event(event.event, event.data, done)
-        self._errors += self._sse.notes()
+        self._drain()
         for block in self._calls:
             if not block.stopped:
                 self._errors.append(f"tool call {block.ordinal} has no content_block_stop")

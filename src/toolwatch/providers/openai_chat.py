@@ -20,6 +20,7 @@ from typing import Any
 
 from toolwatch.providers._wire import (
     BufferedJSONParser,
+    SSEEventParser,
     as_dict,
     as_int,
     as_list,
@@ -174,7 +175,7 @@ class _OpenCall:
     reported: bool = False
 
 
-class ChatCompletionStreamParser:
+class ChatCompletionStreamParser(SSEEventParser):
     """Streamed response (``chat.completion.chunk`` events, ``data: [DONE]`` at the end).
 
     Argument fragments of a tool call index are concatenated exactly as sent. ``feed`` reports a call
@@ -195,12 +196,6 @@ class ChatCompletionStreamParser:
         self._done = False
         self._errors: list[str] = []
         self._skipped = 0
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        done: list[ToolCallOut] = []
-        for event in self._sse.feed(chunk):
-            self._event(event.event, event.data, done)
-        return done
 
     def finish(self) -> ParsedResponse:
         done: list[ToolCallOut] = []

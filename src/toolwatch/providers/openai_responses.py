@@ -27,6 +27,7 @@ from typing import Any
 
 from toolwatch.providers._wire import (
     BufferedJSONParser,
+    SSEEventParser,
     as_dict,
     as_int,
     as_list,
@@ -265,7 +266,7 @@ class _Item:
         return ToolCallOut(self.ordinal, self.call_id, self.name, raw)
 
 
-class ResponsesStreamParser:
+class ResponsesStreamParser(SSEEventParser):
     """Streamed response (typed SSE events). ``feed`` reports a tool call at its ``output_item.done``;
     ``complete`` means ``response.completed``, ``response.incomplete`` or ``response.failed`` arrived.
 
@@ -284,17 +285,8 @@ class ResponsesStreamParser:
         self._errors: list[str] = []
         self._skipped = 0
 
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        done: list[ToolCallOut] = []
-        for event in self._sse.feed(chunk):
-            self._event(event.event, event.data, done)
-        return done
-
     def finish(self) -> ParsedResponse:
-        done: list[ToolCallOut] = []
-        for event in self._sse.flush():
-            self._event(event.event, event.data, done)
-        self._errors += self._sse.notes()
+        self._drain()
         final = self._final or {}
         if not self._items and self._final is not None:  # a terminal event only: read its output
             out = _read_output(as_list(final.get("output")))
