@@ -26,6 +26,8 @@ HOP_BY_HOP = frozenset(
 # Set again by the client library for the new connection (Host is the configured upstream's).
 REQUEST_DROP = frozenset({"host", "content-length"})
 RESPONSE_DROP = frozenset({"content-length"})
+_REQUEST_DROP_ALL = HOP_BY_HOP | REQUEST_DROP
+_RESPONSE_DROP_ALL = HOP_BY_HOP | RESPONSE_DROP
 
 TOOLWATCH_PREFIXES = ("toolwatch-", "helicone-")
 SESSION_HEADERS = ("toolwatch-session-id", "helicone-session-id")
@@ -67,6 +69,13 @@ def _connection_tokens(headers: Headers) -> set[str]:
     return tokens
 
 
+def _drop_set(headers: Headers, base: frozenset[str]) -> frozenset[str] | set[str]:
+    """``base`` plus the fields the Connection header names (none, mostly: then ``base`` itself)."""
+    if "connection" not in headers:
+        return base
+    return base | _connection_tokens(headers)
+
+
 def _first(headers: Headers, names: tuple[str, ...]) -> str | None:
     for name in names:
         value = headers.get(name)
@@ -77,19 +86,26 @@ def _first(headers: Headers, names: tuple[str, ...]) -> str | None:
 
 def split_request(headers: Headers) -> tuple[CIMultiDict[str], Tracing]:
     """Headers to send upstream, and the tracing headers that were taken out of them."""
-    drop = HOP_BY_HOP | REQUEST_DROP | _connection_tokens(headers)
-    out: CIMultiDict[str] = CIMultiDict()
+    drop = _drop_set(headers, _REQUEST_DROP_ALL)
+    kept: list[tuple[str, str]] = []
     properties: dict[str, str] = {}
+    traced = False
     for name, value in headers.items():
         low = name.lower()
-        if low in drop:
-            continue
         if low.startswith(TOOLWATCH_PREFIXES):
+            traced = True  # read below even when Connection named it (it is still not forwarded)
+            if low in drop:
+                continue
             for prefix in PROPERTY_PREFIXES:
                 if low.startswith(prefix) and len(low) > len(prefix):
                     properties.setdefault(name[len(prefix) :], value)
             continue
-        out.add(name, value)
+        if low in drop:
+            continue
+        kept.append((name, value))
+    out: CIMultiDict[str] = CIMultiDict(kept)
+    if not traced:  # no Toolwatch-*/Helicone-* header at all: nothing to look up
+        return out, Tracing(properties=properties)
     tracing = Tracing(
         session_id=_first(headers, SESSION_HEADERS),
         agent=_first(headers, AGENT_HEADERS),
@@ -101,8 +117,8 @@ def split_request(headers: Headers) -> tuple[CIMultiDict[str], Tracing]:
 
 def response_headers(headers: Headers) -> CIMultiDict[str]:
     """Upstream response headers to send back to the agent."""
-    drop = HOP_BY_HOP | RESPONSE_DROP | _connection_tokens(headers)
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in drop)
+    drop = _drop_set(headers, _RESPONSE_DROP_ALL)
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
 
 
 def recorded_response_headers(headers: Headers) -> dict[str, str]:

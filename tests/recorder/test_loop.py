@@ -265,10 +265,10 @@ def test_a_frame_that_cannot_be_built_is_counted_and_skipped(
 ) -> None:
     real = loop_module.build
 
-    def build(frame: Any, opts: BuildOptions) -> Any:
+    def build(frame: Any, opts: BuildOptions, *rest: Any) -> Any:
         if frame.exchange.id.int == 2:
             raise RuntimeError("parser bug")
-        return real(frame, opts)
+        return real(frame, opts, *rest)
 
     monkeypatch.setattr(loop_module, "build", build)
     sink = MemorySink()

@@ -7,7 +7,6 @@ instead of raising; the parsers then decide what to note in ``errors``.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -31,7 +30,9 @@ __all__ = [
 _MISSING = object()
 
 
-_BIG_INT = re.compile(rb"\d{19,}")
+# digits -> "1", everything else -> "0": a run of 19 ones marks a number that may not fit 64 bits
+_DIGITS = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_LONG_RUN = b"1" * 19
 
 
 def _no_constants(name: str) -> Any:
@@ -49,7 +50,7 @@ def loads(data: bytes | str) -> tuple[Any, str | None]:
     orjson is fast but turns integers beyond 64 bits into floats, so text with a long digit run goes to
     the standard library instead (which keeps them exact)."""
     raw = data.encode() if isinstance(data, str) else data
-    if not _BIG_INT.search(raw):
+    if _LONG_RUN not in raw.translate(_DIGITS):  # a C-speed scan; a regex here cost more than the parse
         try:
             return orjson.loads(raw), None
         except orjson.JSONDecodeError as exc:

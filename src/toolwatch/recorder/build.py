@@ -10,6 +10,7 @@ import hashlib
 import json
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ class Built:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_results: list[ToolResult] = field(default_factory=list)
     body: Body | None = None
+    # every tool result of the request in order, by (upstream, tool_call_id), with its record, or None
+    # when ``build`` was told the id is already recorded (its record would be dropped as a duplicate)
+    result_entries: list[tuple[tuple[str, str], ToolResult | None]] = field(default_factory=list)
 
 
 def decode_body(data: bytes, encoding: str | None) -> bytes:
@@ -120,7 +124,9 @@ def _parse(ex: Exchange, endpoint: str, frame: Frame) -> tuple[ParsedRequest, Pa
     return req, resp, status, "; ".join(notes) or None
 
 
-def build(frame: Frame, opts: BuildOptions) -> Built:
+def build(frame: Frame, opts: BuildOptions, known: Callable[[tuple[str, str]], bool] | None = None) -> Built:
+    """``known``, when given, says which (upstream, tool_call_id) results are already recorded: those are
+    listed in ``result_entries`` without a record (building one would be wasted work)."""
     ex = frame.exchange
     endpoint = registry.endpoint_for(ex.api, ex.path)
     if endpoint is None:
@@ -198,23 +204,27 @@ def build(frame: Frame, opts: BuildOptions) -> Built:
         }
     )
     for tr in req.tool_results:
+        key = (ex.upstream, tr.tool_call_id)
+        if known is not None and known(key):
+            built.result_entries.append((key, None))
+            continue
         content, size, truncated = _truncate(tr.content, opts.result_max_bytes)
-        built.tool_results.append(
-            ToolResult(
-                result_uid=uuid.uuid5(_NS_RESULT, f"{ex.upstream}\x00{tr.tool_call_id}"),
-                call_id=ex.id,
-                ts=ex.started_at,
-                upstream=ex.upstream,
-                tool_call_id=tr.tool_call_id,
-                content=content,
-                content_bytes=size,
-                truncated=truncated,
-                is_error=tr.is_error,
-                error_rule=opts.classifier.classify(tr.content, tr.is_error),
-                classified_at=ex.started_at,
-                **common,
-            )
+        result = ToolResult(
+            result_uid=uuid.uuid5(_NS_RESULT, f"{ex.upstream}\x00{tr.tool_call_id}"),
+            call_id=ex.id,
+            ts=ex.started_at,
+            upstream=ex.upstream,
+            tool_call_id=tr.tool_call_id,
+            content=content,
+            content_bytes=size,
+            truncated=truncated,
+            is_error=tr.is_error,
+            error_rule=opts.classifier.classify(tr.content, tr.is_error),
+            classified_at=ex.started_at,
+            **common,
         )
+        built.tool_results.append(result)
+        built.result_entries.append((key, result))
     if opts.store_bodies and endpoint is not None:
         built.body = Body(
             call_id=ex.id,

@@ -54,6 +54,10 @@ class SeenIds:
             self._ids.popitem(last=False)
         return True
 
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        """Whether the key is remembered; unlike ``add``, it changes nothing."""
+        return key in self._ids
+
 
 _RESPONSE = "\x00response:"  # response ids share the index with tool-call ids, apart by this prefix
 
@@ -134,7 +138,8 @@ class Recorder:
 
     def _build_into_batch(self, frame: Frame) -> None:
         try:
-            built = build(frame, self.options)
+            # results already seen are not built: they would only be skipped below
+            built = build(frame, self.options, self.seen.__contains__)
         except Exception:  # noqa: BLE001 - one bad frame must not stop the recorder
             self.stats.build_errors += 1
             log.exception("could not build records for exchange %s", frame.exchange.id)
@@ -157,8 +162,11 @@ class Recorder:
             self.index.put((tc.upstream, tc.tool_call_id), (call.call_id, session_key))
         self.batch.llm_calls.append(call)
         self.batch.tool_calls.extend(built.tool_calls)
-        for result in built.tool_results:
-            if self.seen.add((result.upstream, result.tool_call_id)):
+        for key, maybe in built.result_entries:
+            if self.seen.add(key):
+                # new now, so it was not known when built (only this loop adds keys in between)
+                assert maybe is not None
+                result = maybe
                 hit = self.index.get((result.upstream, result.tool_call_id))
                 if hit is not None:
                     result = result.model_copy(update={"producer_call_id": hit[0]})
