@@ -26,6 +26,17 @@ _ERRORS: dict[int, tuple[str, str | None]] = {
 _PAD = "Zk3xQ9wLr7TbN2vHc5Jm8YdPg4Ks6EaUf"
 
 
+def error_object(reply: Reply) -> dict[str, Any]:
+    """The ``error`` object OpenAI's APIs (Chat Completions and Responses alike) answer a failure with."""
+    error_type, code = _ERRORS.get(reply.status, ("server_error", None))
+    return {
+        "message": reply.error_message or f"fake upstream error {reply.status}",
+        "type": reply.error_type or error_type,
+        "param": None,
+        "code": reply.error_code or code,
+    }
+
+
 def render(reply: Reply, received: Received, ids: Ids) -> Rendered:
     n = ids.count("openai-request")
     headers = {
@@ -41,13 +52,7 @@ def render(reply: Reply, received: Received, ids: Ids) -> Rendered:
         "x-ratelimit-reset-tokens": "0s",
     }
     if reply.status != 200:
-        error_type, code = _ERRORS.get(reply.status, ("server_error", None))
-        error = {
-            "message": reply.error_message or f"fake upstream error {reply.status}",
-            "type": reply.error_type or error_type,
-            "param": None,
-            "code": reply.error_code or code,
-        }
+        error = error_object(reply)
         if reply.status == 429:
             headers["retry-after"] = "1"
         return Rendered.json(reply, headers, dumps({"error": error}))

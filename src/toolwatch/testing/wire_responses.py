@@ -17,13 +17,8 @@ from typing import Any
 
 from .rendered import Rendered
 from .script import Ids, Received, Reply, default_usage, dumps, split_arguments, split_text
+from .wire_openai import error_object
 
-_ERRORS: dict[int, tuple[str, str | None]] = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    404: ("invalid_request_error", "model_not_found"),
-    429: ("requests", "rate_limit_exceeded"),
-}
 INCOMPLETE_REASONS = frozenset({"max_output_tokens", "content_filter"})
 
 
@@ -39,13 +34,7 @@ def render(reply: Reply, received: Received, ids: Ids) -> Rendered:
         "x-ratelimit-remaining-tokens": "29999000",
     }
     if reply.status != 200:
-        error_type, code = _ERRORS.get(reply.status, ("server_error", None))
-        error = {
-            "message": reply.error_message or f"fake upstream error {reply.status}",
-            "type": reply.error_type or error_type,
-            "param": None,
-            "code": reply.error_code or code,
-        }
+        error = error_object(reply)
         return Rendered.json(reply, headers, dumps({"error": error}))
     if reply.raw is not None:
         return Rendered.sse(reply, headers, []) if received.stream else Rendered.json(reply, headers, b"")
