@@ -22,6 +22,19 @@ class ParamError(ValueError):
     pass
 
 
+def int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within [lo, hi]; ``default`` when absent."""
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ParamError(f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise ParamError(f"{name} must be between {lo} and {hi}")
+    return value
+
+
 def duration_s(text: str) -> float:
     m = _DURATION.match(text)
     if not m:

@@ -14,6 +14,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from toolwatch.schemas.vocab import SQL_PARAMETERS
+
 
 @cache
 def sql(name: str) -> str:
@@ -53,7 +55,9 @@ _materialize_ok: bool | None = None  # learned on first use: older servers lack 
 
 
 def run(client: Client, name: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows of one analyzer. The closed vocabularies it compares against are bound as parameters too."""
     global _materialize_ok
+    params = {**SQL_PARAMETERS, **params}
     if name in CTES and _materialize_ok is not False:
         try:
             result = client.query(composed(name, True), parameters=params, settings=_MATERIALIZE)

@@ -1,6 +1,6 @@
 -- One row per step (LLM call) in the window, with its session, its failure flags and the session facts a
 -- report or a timeline needs. Needs the CTE result_counts. Parameters: since, until (DateTime64(3)),
--- agent (String, empty = all).
+-- agent (String, empty = all); the vocabularies upstream_failures and token_limit_reasons (bound by the runner).
 SELECT
     s.*,
     max(if(s.n_ok > 0, s.ts, toDateTime64(0, 3, 'UTC'))) OVER w AS session_last_tool_ok_ts,
@@ -41,13 +41,13 @@ FROM
         r.n_results AS n_results,
         r.n_results - r.n_err AS n_ok,
         greatest(toInt64(k.tool_call_count) - toInt64(r.n_results), 0) AS n_noresult,
-        (k.status >= 500 OR k.outcome IN ('connect_error', 'upstream_timeout', 'upstream_error')
+        (k.status >= 500 OR has({upstream_failures:Array(String)}, k.outcome)
             OR (k.status = 0 AND k.outcome != 'client_aborted')) AS upstream_failed,
         (k.malformed_count > 0 OR r.n_err > 0) AS tool_failed,
         (upstream_failed OR tool_failed) AS failed,
         (k.status BETWEEN 200 AND 399 AND k.outcome = 'ok') AS ok_response,
         (ok_response AND k.tool_call_count = 0
-            AND ifNull(k.finish_reason, '') NOT IN ('length', 'max_tokens', 'MAX_TOKENS', 'max_output_tokens')) AS final_answer
+            AND NOT has({token_limit_reasons:Array(String)}, ifNull(k.finish_reason, ''))) AS final_answer
     FROM
     (
         SELECT call_id, ts, model, upstream, agent, status, outcome, finish_reason, tool_call_count, malformed_count,

@@ -20,7 +20,7 @@ import uvloop
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from toolwatch.testing.upstreams import FakeUpstream, Reply, ToolCallSpec
+from tests.fakes.upstreams import FakeUpstream, Reply, ToolCallSpec
 
 # The model answers every request with a short text and one tool call, as in an agent loop.
 REPLY = Reply(

@@ -1,6 +1,7 @@
 """The proxy process's aiohttp application: routes, shared resources and the relay to the recorder.
 
-Resources live in ``cleanup_ctx`` generators (setup before ``yield``, teardown after) under typed keys.
+Resources live in ``cleanup_ctx`` generators, one per resource (setup before ``yield``, teardown after),
+under typed keys, so the order of start and teardown is declared in ``make_app``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from toolwatch.config import Settings
 from toolwatch.proxy.forward import ExchangeSink, Forwarder
+from toolwatch.schemas.settings import Settings
 from toolwatch.spool.writer import SpoolWriter
 
 log = logging.getLogger("toolwatch.proxy")
@@ -37,6 +38,7 @@ LINK = web.AppKey("recorder_link", RecorderLink)
 SPOOL = web.AppKey("spool", SpoolWriter)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 API_CLIENT = web.AppKey("api_client", aiohttp.ClientSession)
+UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 SINK_OVERRIDE = web.AppKey("sink_override", ExchangeSink)
 
 
@@ -55,39 +57,48 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-async def _resources(app: web.Application) -> AsyncIterator[None]:
+async def _spool(app: web.Application) -> AsyncIterator[None]:
+    """The spool writer, unless a test gave the app its own sink. Closing it writes what is pending."""
+    if SINK_OVERRIDE in app:
+        yield
+        return
+    s = app[SETTINGS]
+    spool = SpoolWriter(
+        s.spool_path, cap_bytes=s.spool_cap_bytes, segment_bytes=s.segment_bytes, segment_max_age=s.segment_max_age
+    )
+    await spool.start()
+    app[SPOOL] = spool
+    yield
+    await spool.close()
+
+
+async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """The client session towards the upstreams: bytes as they are, no cookies, no added headers."""
     s = app[SETTINGS]
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60.0, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout, sock_read=s.idle_timeout)
-    session = aiohttp.ClientSession(
+    async with aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
-    )
-    api_client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30.0))
-    sink: ExchangeSink
-    spool: SpoolWriter | None = None
-    if SINK_OVERRIDE in app:
-        sink = app[SINK_OVERRIDE]
-    else:
-        spool = SpoolWriter(
-            s.spool_path,
-            cap_bytes=s.spool_cap_bytes,
-            segment_bytes=s.segment_bytes,
-            segment_max_age=s.segment_max_age,
-        )
-        await spool.start()
-        app[SPOOL] = spool
-        sink = spool
-    app[FORWARDER] = Forwarder(s, session, sink)
-    app[API_CLIENT] = api_client
+    ) as session:
+        app[UPSTREAM_SESSION] = session
+        yield
+
+
+async def _api_client(app: web.Application) -> AsyncIterator[None]:
+    """The client session that relays the read API to the recorder."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30.0)) as session:
+        app[API_CLIENT] = session
+        yield
+
+
+async def _forwarder(app: web.Application) -> AsyncIterator[None]:
+    sink: ExchangeSink = app[SINK_OVERRIDE] if SINK_OVERRIDE in app else app[SPOOL]
+    app[FORWARDER] = Forwarder(app[SETTINGS], app[UPSTREAM_SESSION], sink)
     yield
-    await session.close()
-    await api_client.close()
-    if spool is not None:
-        await spool.close()
 
 
 async def _recorder_get(app: web.Application, name: str, query: str = "", method: str = "GET") -> tuple[int, bytes]:
@@ -164,7 +175,8 @@ def make_app(settings: Settings, link: RecorderLink | None = None, sink: Exchang
     app[LINK] = link or RecorderLink()
     if sink is not None:
         app[SINK_OVERRIDE] = sink
-    app.cleanup_ctx.append(_resources)
+    # set up in this order, torn down in the reverse one: the spool closes last, after every request
+    app.cleanup_ctx.extend((_spool, _upstream_session, _api_client, _forwarder))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/_toolwatch/api/status", status)
     app.router.add_get("/_toolwatch/api/{name:[a-z_/]+}", api_relay)

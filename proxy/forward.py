@@ -21,11 +21,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from toolwatch.config import Settings, Upstream
 from toolwatch.proxy.errorbody import error_body
 from toolwatch.proxy.headers import Tracing, recorded_response_headers, response_headers, split_request
 from toolwatch.proxy.uuid7 import uuid7
 from toolwatch.schemas.exchange import Exchange
+from toolwatch.schemas.settings import Settings, Upstream
 
 log = logging.getLogger("toolwatch.proxy")
 SSE = "text/event-stream"

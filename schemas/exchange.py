@@ -11,6 +11,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolwatch.schemas.vocab import ApiFlavor, Outcome
+
 
 class Exchange(BaseModel):
     """Metadata of one proxied request. Times are UTC; durations are milliseconds."""
@@ -20,12 +22,11 @@ class Exchange(BaseModel):
     id: UUID  # UUIDv7 minted by the proxy; every record of this exchange derives its id from it
     started_at: datetime
     upstream: str
-    api: str
+    api: ApiFlavor
     method: str
     path: str  # the path below the upstream mount, without the query string
     status: int = 0  # 0 when no response came back
-    # ok | http_error | connect_error | upstream_timeout | client_aborted | proxy_error
-    outcome: str = "ok"
+    outcome: Outcome = "ok"
     error: str | None = None
     latency_ms: float = 0.0  # request start to last response byte (or to the failure)
     ttfb_ms: float | None = None  # request start to the first response body byte

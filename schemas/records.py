@@ -7,9 +7,12 @@ frame twice yields the same ids and a retried insert can be deduplicated.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from toolwatch.schemas.vocab import ApiFlavor, Endpoint, MalformedKind, Outcome, ParseStatus
 
 
 class _Record(BaseModel):
@@ -22,8 +25,8 @@ class LlmCall(_Record):
     call_id: UUID
     ts: datetime
     upstream: str
-    api: str
-    endpoint: str  # chat_completions | messages | other
+    api: ApiFlavor
+    endpoint: Endpoint
     method: str
     path: str
     model_requested: str | None = None
@@ -32,10 +35,9 @@ class LlmCall(_Record):
     deployment: str = ""  # the Azure OpenAI deployment ("" for other APIs)
     stream: bool = False
     status: int = 0
-    outcome: str = "ok"
+    outcome: Outcome = "ok"
     error: str | None = None
-    # ok | parse_error | too_large | not_parsed
-    parse_status: str = "ok"
+    parse_status: ParseStatus = "ok"
     parse_error: str | None = None
     finish_reason: str | None = None
     response_id: str | None = None
@@ -64,7 +66,7 @@ class LlmCall(_Record):
     first_prior_tool_call_id: str = ""  # the earliest tool-call id the request carries
     previous_response_id: str = ""
     malformed_count: int = 0
-    malformed_kinds: list[str] = Field(default_factory=list)  # one entry per malformed tool call
+    malformed_kinds: list[MalformedKind] = Field(default_factory=list)  # one entry per malformed tool call
     tool_sigs: list[int] = Field(default_factory=list)  # hash of name and canonical arguments, per tool call
     link_key: str = ""  # session key of the call that produced the earliest tool-call id carried
 
@@ -84,8 +86,7 @@ class ToolCall(_Record):
     name: str
     raw_arguments: str
     arguments: str | None = None  # compact JSON text of the parsed object
-    # "", truncated, invalid_json, unknown_tool, schema_violation or in_text (the first that applies)
-    malformed_kind: str = ""
+    malformed_kind: MalformedKind | Literal[""] = ""  # the first kind that applies; "" when well formed
     malformed_detail: str = ""
     conv_key: str = ""
 
@@ -104,7 +105,7 @@ class ToolResult(_Record):
     content_bytes: int  # size before truncation
     truncated: bool = False
     is_error: bool | None = None  # the provider's explicit flag (Anthropic is_error), else null
-    error_rule: str = ""  # the outcome rule that fired ("" = ok); see toolwatch.recorder.outcomes
+    error_rule: str = ""  # the outcome rule that fired ("" = ok): an ErrorRule or a configured rule name
     classified_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     producer_call_id: UUID = UUID(int=0)  # the call that emitted the tool call (zero: resolved in SQL)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness, make_settings
-from toolwatch.testing.upstreams import FakeUpstream
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from toolwatch.config import Settings, load_settings
 from toolwatch.proxy.app import SPOOL, make_app
 from toolwatch.recorder.build import BuildOptions
 from toolwatch.recorder.loop import Recorder
+from toolwatch.schemas.settings import Settings, load_settings
 from toolwatch.spool.reader import SpoolReader
 from toolwatch.store.handle import StoreHandle
 from toolwatch.store.writer import ClickHouseSink
@@ -48,9 +48,7 @@ def make_settings(store_path: Path, spool: Path, upstream_url: str | None = None
 
 
 class Harness:
-    def __init__(
-        self, settings: Settings, store: StoreHandle | None = None, start_recorder: bool = True
-    ) -> None:
+    def __init__(self, settings: Settings, store: StoreHandle | None = None, start_recorder: bool = True) -> None:
         self.settings = settings
         self.store = store or StoreHandle(settings)
         self.recorder = Recorder(
@@ -209,9 +207,7 @@ class ServeProcess:
             await self._stderr_task
 
 
-async def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
+async def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -1,4 +1,4 @@
-"""The command line: argument errors, output formatting, and reading a stopped store directly."""
+"""The command line: argument errors, and reading a stopped store directly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import run_cli
-from toolwatch.cli import format_calls, main
+from toolwatch.cli import main
 
 
 def test_bad_last_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -27,30 +27,6 @@ def test_bad_config_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_pat
 def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calls", "--server", "http://127.0.0.1:9"]) == 2
     assert "cannot reach the toolwatch server at http://127.0.0.1:9" in capsys.readouterr().err
-
-
-def test_format_calls_shows_tool_calls_and_invalid_arguments() -> None:
-    rows = [
-        {
-            "ts": "2026-11-25T10:00:00.123000+00:00",
-            "upstream": "openai",
-            "model": "gpt-x",
-            "status": 200,
-            "outcome": "ok",
-            "finish_reason": "tool_calls",
-            "input_tokens": 10,
-            "output_tokens": 5,
-            "latency_ms": 12.3,
-            "session_id": "s1",
-            "parse_status": "ok",
-            "tool_calls": [[0, "call_1", "lookup", '{"a": 1}', True], [1, "call_2", "lookup", "{bad", False]],
-        }
-    ]
-    text = format_calls(rows)
-    assert "openai/gpt-x" in text and "session=s1" in text
-    assert '#0 lookup({"a": 1}) id=call_1' in text
-    assert "#1 lookup({bad) id=call_2  [arguments not a JSON object]" in text
-    assert format_calls([]) == "no calls recorded yet"
 
 
 async def test_migrate_and_calls_on_a_stopped_store(tmp_path: Path) -> None:

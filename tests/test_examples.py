@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from toolwatch.config import load_settings
 from toolwatch.providers.registry import endpoint_for
+from toolwatch.schemas.settings import load_settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 # example -> (mount, url, api, a path the SDK sends below the mount, its endpoint)

@@ -1,53 +1,82 @@
-"""ruff and mypy stay clean. mypy cannot follow setuptools' package-dir mapping, so it checks a tree of
-symlinks laid out as the installed ``toolwatch`` package."""
+"""The code stays clean: ruff (lint and format), mypy, and the import-linter contracts in pyproject.toml.
+
+mypy and import-linter look for the ``toolwatch`` package on disk, but setuptools assembles it from
+several top-level folders (``package-dir``). Both therefore read a tree of file links generated from that
+mapping, so the tree they check is exactly the one that is installed.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPED = {"proxy": "proxy", "analyzers": "analyzers", "schemas": "schemas"}
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def package_tree(dest: Path) -> Path:
-    pkg = dest / "toolwatch"
-    pkg.mkdir(parents=True)
-    for entry in (ROOT / "src" / "toolwatch").iterdir():
-        if entry.name != "__pycache__":
-            (pkg / entry.name).symlink_to(entry)
-    for sub, folder in MAPPED.items():
-        (pkg / sub).symlink_to(ROOT / folder)
+    """``dest/toolwatch/...`` laid out as installed, one link per source file (no linked folders: the
+    import graph's walker does not follow them)."""
+    mapping: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    for package, folder in mapping.items():
+        target = dest.joinpath(*package.split("."))
+        for source in (ROOT / folder).rglob("*"):
+            if "__pycache__" in source.parts or not source.is_file():
+                continue
+            rel = source.relative_to(ROOT / folder)
+            if rel.parts[0] in {m.split(".")[-1] for m in mapping if m.count(".") == package.count(".") + 1}:
+                continue  # a sub-package mapped from a folder of its own
+            link = target / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(source)
     return dest
 
 
+def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def test_every_package_folder_is_mapped() -> None:
+    mapping = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    assert set(PYPROJECT["tool"]["setuptools"]["packages"]) == set(mapping)
+    for folder in mapping.values():
+        assert (ROOT / folder / "__init__.py").is_file(), folder
+
+
 def test_ruff_clean() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT
-    )
+    r = run(sys.executable, "-m", "ruff", "check", str(ROOT))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_ruff_format_clean() -> None:
+    r = run(sys.executable, "-m", "ruff", "format", "--check", str(ROOT))
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_mypy_clean(tmp_path: Path) -> None:
     tree = package_tree(tmp_path / "tree")
-    env = {**os.environ, "MYPYPATH": str(tree)}
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            str(ROOT / "pyproject.toml"),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "-p",
-            "toolwatch",
-        ],
-        capture_output=True,
-        text=True,
+    r = run(
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        str(ROOT / "pyproject.toml"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "-p",
+        "toolwatch",
         cwd=tree,
-        env=env,
+        env={"MYPYPATH": str(tree)},
     )
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
+
+
+def test_import_contracts_hold(tmp_path: Path) -> None:
+    tree = package_tree(tmp_path / "tree")
+    lint = Path(sys.executable).with_name("lint-imports")
+    r = run(str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache", cwd=tree, env={"PYTHONPATH": str(tree)})
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
+    assert "Contracts: 3 kept, 0 broken." in r.stdout

@@ -14,9 +14,9 @@ import anthropic
 import openai
 import pytest
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import ServeProcess, StoreHolder, run_cli
-from toolwatch.testing.script import Reply, ToolCallSpec
-from toolwatch.testing.upstreams import FakeUpstream
+from toolwatch.demo.script import Reply, ToolCallSpec
 
 TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
 

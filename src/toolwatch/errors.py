@@ -1,33 +1,22 @@
-"""toolwatch's own exceptions. Nothing here is ever raised into a proxied request.
+"""How toolwatch's own errors reach the person at the terminal: one line on standard error, and an exit
+code. The exception tree itself lives in ``toolwatch.schemas.errors``, where every stage can raise it.
 
-ToolwatchError
-├── ConfigError          a setting is missing or invalid (startup stops with its message)
-├── SpoolError           the spool directory cannot be used
-│   └── FrameError       a spool frame is truncated or does not decode
-└── StoreError           ClickHouse cannot be reached or refused a statement
-    └── StoreLockedError the embedded store is held by another process (a running toolwatch)
+Exit codes: 0 ok, 1 a finding (a lookup that found nothing, a regression for ``check``), 2 a usage or
+runtime error.
 """
 
+from __future__ import annotations
 
-class ToolwatchError(Exception):
-    pass
+import sys
 
+from toolwatch.schemas.errors import ToolwatchError
 
-class ConfigError(ToolwatchError):
-    pass
-
-
-class SpoolError(ToolwatchError):
-    pass
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_ERROR = 2
 
 
-class FrameError(SpoolError):
-    pass
-
-
-class StoreError(ToolwatchError):
-    pass
-
-
-class StoreLockedError(StoreError):
-    pass
+def fail(error: ToolwatchError) -> int:
+    """Say what went wrong in one line and return the exit code for it."""
+    print(f"toolwatch: {error}", file=sys.stderr)
+    return EXIT_ERROR

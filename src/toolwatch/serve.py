@@ -13,25 +13,17 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
-from toolwatch.config import Settings, chdb_path
+from toolwatch.analyzers.client import server_file
 from toolwatch.proxy.app import AccessLogger, RecorderLink, make_app
+from toolwatch.schemas.settings import Settings
 
 log = logging.getLogger("toolwatch.serve")
-
-
-def server_file(settings: Settings) -> Path:
-    """Where a running server leaves its URL: beside the embedded store it holds (else in the spool), so
-    a reading command that finds the store locked knows whom to ask."""
-    path = chdb_path(settings.store)
-    if path is not None:
-        p = Path(path)
-        return p.with_name(p.name + ".server.json")
-    return settings.spool_path / "server.json"
 
 
 class RecorderSupervisor:
@@ -53,7 +45,7 @@ class RecorderSupervisor:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "toolwatch.recorder",
+                "toolwatch.recorder_process",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 start_new_session=True,
@@ -104,9 +96,24 @@ class RecorderSupervisor:
                 await self._task
 
 
+def supervised(settings: Settings, link: RecorderLink) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The recorder as the app's first resource: started before the spool, stopped after it is sealed,
+    so its last drain sees every frame the proxy wrote."""
+
+    async def recorder(app: web.Application) -> AsyncIterator[None]:
+        supervisor = RecorderSupervisor(settings, link)
+        supervisor.start()
+        yield
+        log.info("proxy stopped; draining the spool into the store")
+        await supervisor.stop()
+
+    return recorder
+
+
 async def serve(settings: Settings) -> int:
     link = RecorderLink()
     app = make_app(settings, link)
+    app.cleanup_ctx.insert(0, supervised(settings, link))
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
@@ -114,29 +121,27 @@ async def serve(settings: Settings) -> int:
         access_log=logging.getLogger("toolwatch.access") if settings.access_log else None,
         shutdown_timeout=settings.shutdown_timeout,
     )
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
-    supervisor = RecorderSupervisor(settings, link)
-    supervisor.start()
     info = server_file(settings)
-    _write_server_file(info, url)
-    log.info("toolwatch listening on %s (store %s)", url, _safe_dsn(settings.store))
-    print(f"toolwatch listening on {url}", flush=True)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
+        _write_server_file(info, url)
+        log.info("toolwatch listening on %s (store %s)", url, _safe_dsn(settings.store))
+        print(f"toolwatch listening on {url}", flush=True)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down: finishing in-flight requests")
-    await runner.cleanup()
-    log.info("proxy stopped; draining the spool into the store")
-    await supervisor.stop()
-    with contextlib.suppress(FileNotFoundError):
-        info.unlink()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests")
+    finally:
+        await runner.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            info.unlink()
     log.info("stopped")
     return 0
 

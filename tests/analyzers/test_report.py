@@ -12,11 +12,11 @@ import anthropic
 import openai
 import pytest
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness
 from toolwatch.analyzers import runner
 from toolwatch.analyzers.params import report_params
-from toolwatch.testing.script import Reply, ToolCallSpec
-from toolwatch.testing.upstreams import FakeUpstream
+from toolwatch.demo.script import Reply, ToolCallSpec
 
 LOOKUP = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
 SEARCH = [

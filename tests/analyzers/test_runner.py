@@ -14,10 +14,10 @@ from clickhouse_connect.driver.client import Client
 
 from toolwatch.analyzers import runner
 from toolwatch.analyzers.runner import jsonable
-from toolwatch.recorder.sink import Batch
 from toolwatch.schemas.records import LlmCall, ToolCall
 from toolwatch.store.client import open_client
 from toolwatch.store.migrate import migrate
+from toolwatch.store.sink import Batch
 from toolwatch.store.writer import insert_batch
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)  # inside the TTL
@@ -51,9 +51,16 @@ def call(n: int, **over: Any) -> LlmCall:
 
 def tool_call(n: int, index: int, arguments: str | None = "{}") -> ToolCall:
     return ToolCall(
-        tool_call_uid=uuid.UUID(int=1000 * n + index), call_id=uuid.UUID(int=n), ts=NOW + dt.timedelta(seconds=n),
-        upstream="openai", model=f"model-{n}", call_index=index, tool_call_id=f"call_{n}_{index}",
-        name=f"tool_{index}", raw_arguments="{}" if arguments is not None else "{bad", arguments=arguments,
+        tool_call_uid=uuid.UUID(int=1000 * n + index),
+        call_id=uuid.UUID(int=n),
+        ts=NOW + dt.timedelta(seconds=n),
+        upstream="openai",
+        model=f"model-{n}",
+        call_index=index,
+        tool_call_id=f"call_{n}_{index}",
+        name=f"tool_{index}",
+        raw_arguments="{}" if arguments is not None else "{bad",
+        arguments=arguments,
     )
 
 

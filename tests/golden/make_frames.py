@@ -20,10 +20,10 @@ from typing import Any
 
 import aiohttp
 
-from toolwatch.testing.script import Reply, ToolCallSpec, by_turn
-from toolwatch.testing.upstreams import FakeUpstream
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness
-from toolwatch.config import load_settings
+from toolwatch.demo.script import Reply, ToolCallSpec, by_turn
+from toolwatch.schemas.settings import load_settings
 
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "golden" / "frames.twf"
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -163,7 +163,9 @@ async def responses(s: aiohttp.ClientSession, base: str, fake: FakeUpstream, str
 
 async def gemini(s: aiohttp.ClientSession, base: str, fake: FakeUpstream, mode: str) -> None:
     """Two parallel calls without ids, their function responses, then a final answer."""
-    fake.script(by_turn(Reply(tool_calls=(weather('{"city": "Bern"}'), weather('{"city": "Basel"}'))), Reply(text="Mild.")))
+    fake.script(
+        by_turn(Reply(tool_calls=(weather('{"city": "Bern"}'), weather('{"city": "Basel"}'))), Reply(text="Mild."))
+    )
     path = {
         "json": "models/gemini-2.5-flash:generateContent",
         "sse": "models/gemini-2.5-flash:streamGenerateContent?alt=sse",
@@ -197,7 +199,9 @@ async def azure(s: aiohttp.ClientSession, base: str, fake: FakeUpstream) -> None
 async def in_text(s: aiohttp.ClientSession, base: str, fake: FakeUpstream) -> None:
     """An open model that writes its call into the text, through a named upstream with a path prefix."""
     text = 'Let me check.\n<tool_call>{"name": "get_weather", "arguments": {"city": "Lima"}}</tool_call>'
-    fake.script([Reply(text=text, model="glm-4.5"), Reply(text='```json\n{"name": "get_weather", "arguments": {}}\n```')])
+    fake.script(
+        [Reply(text=text, model="glm-4.5"), Reply(text='```json\n{"name": "get_weather", "arguments": {}}\n```')]
+    )
     body = {"model": "glm-4.5", "messages": [{"role": "user", "content": "Lima?"}], "tools": CHAT_TOOLS}
     await post(s, f"{base}/glm/chat/completions", body)
     body2 = {"model": "glm-4.5", "messages": [{"role": "user", "content": "Lima again?"}], "tools": CHAT_TOOLS}
@@ -222,11 +226,21 @@ async def truncated_and_retry(s: aiohttp.ClientSession, base: str, fake: FakeUps
 
 async def rewriting_agent(s: aiohttp.ClientSession, base: str, fake: FakeUpstream) -> None:
     """An agent that rewrites its system prompt every turn: linked through the tool-call ids it resends."""
-    fake.script(by_turn(Reply(tool_calls=(weather('{"city": "Quito"}'),)), Reply(tool_calls=(weather('{"city": "Lima"}'),)), Reply(text="done")))
+    fake.script(
+        by_turn(
+            Reply(tool_calls=(weather('{"city": "Quito"}'),)),
+            Reply(tool_calls=(weather('{"city": "Lima"}'),)),
+            Reply(text="done"),
+        )
+    )
     messages: list[Any] = [{"role": "user", "content": "Plan a trip"}]
     for turn in range(3):
         system = {"role": "system", "content": f"Step {turn}: you are a travel agent."}
-        reply = await post(s, f"{base}/openai/v1/chat/completions", {"model": "gpt-4o", "messages": [system, *messages], "tools": CHAT_TOOLS})
+        reply = await post(
+            s,
+            f"{base}/openai/v1/chat/completions",
+            {"model": "gpt-4o", "messages": [system, *messages], "tools": CHAT_TOOLS},
+        )
         if turn == 2:
             break
         tool_calls = reply["choices"][0]["message"]["tool_calls"]
@@ -243,7 +257,9 @@ async def gzip_and_other(s: aiohttp.ClientSession, base: str, fake: FakeUpstream
         "usage": {"prompt_tokens": 5, "completion_tokens": 1},
     }
     fake.script([Reply(raw=gzip.compress(json.dumps(payload).encode()), headers={"content-encoding": "gzip"})])
-    await post(s, f"{base}/openai/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "gz"}]})
+    await post(
+        s, f"{base}/openai/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "gz"}]}
+    )
     async with s.get(f"{base}/openai/v1/models") as r:
         await r.read()
 

@@ -16,11 +16,11 @@ import orjson
 import pytest
 from aiohttp import web
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import make_settings
-from toolwatch.config import Settings, Upstream
 from toolwatch.proxy.app import AccessLogger, RecorderLink, make_app
 from toolwatch.schemas.exchange import Exchange
-from toolwatch.testing.upstreams import FakeUpstream
+from toolwatch.schemas.settings import Settings, Upstream
 
 
 class ListSink:
@@ -331,8 +331,8 @@ def test_the_settings_do_hold_an_upstream_named_with_an_underscore(settings: Set
 
 
 def test_validated_settings_refuse_an_upstream_named_with_an_underscore(tmp_path: Path) -> None:
-    from toolwatch.config import load_settings
-    from toolwatch.errors import ConfigError
+    from toolwatch.schemas.errors import ConfigError
+    from toolwatch.schemas.settings import load_settings
 
     cfg = tmp_path / "toolwatch.toml"
     cfg.write_text('[upstreams._hidden]\nurl = "http://127.0.0.1:1"\napi = "openai"\n')

@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness
 from tests.proxy.test_providers_e2e import settings_for
 from toolwatch.proxy.app import AccessLogger, make_app
-from toolwatch.testing.upstreams import FakeUpstream
 
 CANARY = f"canary{uuid.uuid4().hex[:10]}"
 

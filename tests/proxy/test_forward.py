@@ -9,9 +9,9 @@ import anthropic
 import openai
 import pytest
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness
-from toolwatch.testing.script import Reply, ToolCallSpec
-from toolwatch.testing.upstreams import FakeUpstream
+from toolwatch.demo.script import Reply, ToolCallSpec
 
 WEATHER_TOOL = {
     "type": "function",
@@ -69,10 +69,7 @@ async def test_openai_text_reply_passes_through_and_is_recorded(tw: Harness, fak
         200,
     )
     assert row["finish_reason"] == "stop" and row["tool_call_count"] == 0
-    assert (
-        row["input_tokens"] == reply.usage.prompt_tokens
-        and row["output_tokens"] == reply.usage.completion_tokens
-    )
+    assert row["input_tokens"] == reply.usage.prompt_tokens and row["output_tokens"] == reply.usage.completion_tokens
     assert row["request_id"] == raw.headers["x-request-id"]
 
 
@@ -101,9 +98,7 @@ async def test_openai_parallel_tool_calls(tw: Harness, fake: FakeUpstream, strea
     assert [(r["name"], r["raw_arguments"]) for r in rows] == got
     assert [r["tool_call_id"] for r in rows] == [c.id for c in final.choices[0].message.tool_calls]
     assert json.loads(rows[1]["arguments"]) == {"city": "Tōkyō 東京"}
-    call = tw.rows(
-        "SELECT stream, finish_reason, declared_tools, tool_call_count, output_tokens FROM llm_calls"
-    )[0]
+    call = tw.rows("SELECT stream, finish_reason, declared_tools, tool_call_count, output_tokens FROM llm_calls")[0]
     assert call["stream"] is stream and call["finish_reason"] == "tool_calls"
     assert call["declared_tools"] == ["get_weather"] and call["tool_call_count"] == 2
     assert call["output_tokens"] == final.usage.completion_tokens
@@ -164,18 +159,13 @@ async def test_anthropic_tool_use_and_results(tw: Harness, fake: FakeUpstream, s
     assert tr == [{"tool_call_id": tool_use.id, "content": "Error: index offline", "is_error": True}]
     calls = tw.rows("SELECT finish_reason, input_tokens, output_tokens FROM llm_calls ORDER BY ts")
     assert [c["finish_reason"] for c in calls] == ["tool_use", "end_turn"]
-    assert (
-        calls[0]["input_tokens"] == msg.usage.input_tokens
-        and calls[0]["output_tokens"] == msg.usage.output_tokens
-    )
+    assert calls[0]["input_tokens"] == msg.usage.input_tokens and calls[0]["output_tokens"] == msg.usage.output_tokens
 
 
 async def test_upstream_error_comes_back_unchanged_and_is_recorded(tw: Harness, fake: FakeUpstream) -> None:
     fake.push(Reply(status=429, error_type="rate_limit_error", error_message="slow down"))
     with pytest.raises(anthropic.RateLimitError) as info:
-        await ant(tw).messages.create(
-            model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "x"}]
-        )
+        await ant(tw).messages.create(model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "x"}])
     assert "slow down" in str(info.value)
     await tw.flush()
     row = tw.rows("SELECT status, outcome, error FROM llm_calls")[0]

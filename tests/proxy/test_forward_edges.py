@@ -14,9 +14,9 @@ import openai
 import pytest
 from yarl import URL
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness, make_settings
-from toolwatch.testing.script import Reply, ToolCallSpec
-from toolwatch.testing.upstreams import FakeUpstream
+from toolwatch.demo.script import Reply, ToolCallSpec
 
 
 @pytest.fixture
@@ -107,9 +107,7 @@ async def test_body_over_parse_limit_streams_through_as_too_large(
         await h.close()
 
 
-async def test_broken_stream_is_passed_through_and_partial_record_kept(
-    tw: Harness, fake: FakeUpstream
-) -> None:
+async def test_broken_stream_is_passed_through_and_partial_record_kept(tw: Harness, fake: FakeUpstream) -> None:
     reply = Reply(tool_calls=(ToolCallSpec("lookup", '{"key": "value-long-enough"}'),), drop_after_bytes=700)
     fake.push(reply)
     async with openai.AsyncOpenAI(base_url=f"{tw.url}/openai/v1", api_key="k", max_retries=0) as client:
@@ -136,18 +134,12 @@ async def test_garbage_in_stream_is_passed_through(tw: Harness, fake: FakeUpstre
                 pass
     await tw.flush()
     row = tw.rows("SELECT outcome, parse_status, text_chars FROM llm_calls")[0]
-    assert (
-        row["outcome"] == "ok" and row["parse_status"] == "parse_error" and row["text_chars"] == len("fine")
-    )
+    assert row["outcome"] == "ok" and row["parse_status"] == "parse_error" and row["text_chars"] == len("fine")
 
 
-async def test_client_disconnect_cancels_upstream_and_is_recorded(
-    tw: Harness, fake: FakeUpstream, http
-) -> None:  # type: ignore[no-untyped-def]
+async def test_client_disconnect_cancels_upstream_and_is_recorded(tw: Harness, fake: FakeUpstream, http) -> None:  # type: ignore[no-untyped-def]
     fake.push(Reply(text="slow", hang=True))
-    task = asyncio.ensure_future(
-        http.post(f"{tw.url}/openai/v1/chat/completions", json={"model": "m", "messages": []})
-    )
+    task = asyncio.ensure_future(http.post(f"{tw.url}/openai/v1/chat/completions", json={"model": "m", "messages": []}))
     for _ in range(200):
         if fake.received:
             break
@@ -187,9 +179,7 @@ async def test_first_byte_timeout_gives_504(store_path: Path, tmp_path: Path, fa
                 await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         assert info.value.status_code == 504
         await h.flush()
-        assert h.rows("SELECT outcome, status FROM llm_calls") == [
-            {"outcome": "upstream_timeout", "status": 504}
-        ]
+        assert h.rows("SELECT outcome, status FROM llm_calls") == [{"outcome": "upstream_timeout", "status": 504}]
     finally:
         await h.close()
 
@@ -208,16 +198,12 @@ async def test_gzip_response_passes_compressed_and_is_parsed(tw: Harness, fake: 
         "object": "chat.completion",
         "created": 1,
         "model": "gpt-z",
-        "choices": [
-            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "zipped"}}
-        ],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "zipped"}}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
     }
     raw = gzip.compress(json.dumps(payload).encode())
     fake.push(Reply(raw=raw, headers={"Content-Encoding": "gzip"}))
-    async with http.post(
-        f"{tw.url}/openai/v1/chat/completions", json={"model": "gpt-z", "messages": []}
-    ) as r:
+    async with http.post(f"{tw.url}/openai/v1/chat/completions", json={"model": "gpt-z", "messages": []}) as r:
         assert r.headers["content-encoding"] == "gzip"
         assert await r.read() == raw
     await tw.flush()
@@ -226,9 +212,7 @@ async def test_gzip_response_passes_compressed_and_is_parsed(tw: Harness, fake: 
     ]
 
 
-async def test_access_log_has_no_query_or_credentials(
-    tw: Harness, http, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
+async def test_access_log_has_no_query_or_credentials(tw: Harness, http, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     from toolwatch.proxy.app import AccessLogger
 
     logger = logging.getLogger("toolwatch.access.test")

@@ -17,10 +17,10 @@ import pytest
 from google import genai
 from google.genai import types
 
+from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness
-from toolwatch.config import Settings, load_settings
-from toolwatch.testing.script import Reply, ToolCallSpec
-from toolwatch.testing.upstreams import FakeUpstream
+from toolwatch.demo.script import Reply, ToolCallSpec
+from toolwatch.schemas.settings import Settings, load_settings
 
 WEATHER_FN: Any = {
     "type": "function",

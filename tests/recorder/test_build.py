@@ -13,9 +13,18 @@ from typing import Any
 
 import pytest
 
-from toolwatch.recorder.build import BuildOptions, Built, build, decode_body
+from toolwatch.providers import parse
+from toolwatch.recorder.build import BuildOptions, Records
+from toolwatch.recorder.build import build as build_records
+from toolwatch.recorder.links import Links
 from toolwatch.schemas.exchange import Exchange
 from toolwatch.spool.frame import Frame
+
+
+def build(frame: Frame, opts: BuildOptions, links: Links | None = None) -> Records:
+    """The recorder's step for one frame: parse it, then build its records."""
+    return build_records(frame, parse(frame), links or Links(), opts)
+
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 T0 = datetime(2025, 9, 15, 12, 30, 0, 250000, tzinfo=UTC)
@@ -142,9 +151,7 @@ def test_openai_call_record() -> None:
     assert (call.parse_status, call.parse_error) == ("ok", None)
     assert call.finish_reason == "tool_calls"
     assert call.response_id == "chatcmpl-1"
-    assert (call.input_tokens, call.cache_read_tokens, call.cache_write_tokens, call.output_tokens) == (
-        60, 40, None, 7
-    )
+    assert (call.input_tokens, call.cache_read_tokens, call.cache_write_tokens, call.output_tokens) == (60, 40, None, 7)
     assert (call.latency_ms, call.ttfb_ms) == (812.5, 300.25)
     assert (call.request_bytes, call.response_bytes) == (1234, 567)
     assert call.declared_tools == ["get_weather", "no_params"]
@@ -230,8 +237,9 @@ def test_model_falls_back_to_the_requested_one() -> None:
 
 
 def test_provider_error_message_becomes_the_error() -> None:
-    frame = openai_frame(response=fixture("openai_chat", "error_invalid_request.json"), status=400,
-                         outcome="http_error")
+    frame = openai_frame(
+        response=fixture("openai_chat", "error_invalid_request.json"), status=400, outcome="http_error"
+    )
     call = build(frame, OPTS).call
     assert call.error is not None and call.error.startswith("An assistant message with 'tool_calls'")
     assert call.tool_call_count == 0
@@ -240,7 +248,7 @@ def test_provider_error_message_becomes_the_error() -> None:
 # -- stable ids ------------------------------------------------------------------------------------
 
 
-def _ids(built: Built) -> tuple[Any, ...]:
+def _ids(built: Records) -> tuple[Any, ...]:
     return (
         built.call.call_id,
         [t.tool_call_uid for t in built.tool_calls],
@@ -343,8 +351,9 @@ def test_response_that_is_not_json_is_a_parse_error() -> None:
 
 def test_broken_response_of_a_failed_exchange_is_not_a_parse_error() -> None:
     cut = fixture("openai_chat", "stream_tool_call.sse")[:200]
-    frame = openai_frame(response=cut, outcome="client_aborted", error="client disconnected",
-                         response_content_type="text/event-stream")
+    frame = openai_frame(
+        response=cut, outcome="client_aborted", error="client disconnected", response_content_type="text/event-stream"
+    )
     call = build(frame, OPTS).call
     assert call.parse_status == "ok"
     assert call.error == "client disconnected"
@@ -388,31 +397,29 @@ def test_corrupt_gzip_is_noted() -> None:
 
 def test_cut_off_gzip_response_still_records_the_call() -> None:
     whole = gzip.compress(json.dumps(OPENAI_RESPONSE).encode())
-    frame = openai_frame(response=whole[: len(whole) // 2], response_content_encoding="gzip",
-                         outcome="upstream_timeout", error="idle timeout")
+    frame = openai_frame(
+        response=whole[: len(whole) // 2],
+        response_content_encoding="gzip",
+        outcome="upstream_timeout",
+        error="idle timeout",
+    )
     call = build(frame, OPTS).call
     assert call.call_id == EX_ID and call.outcome == "upstream_timeout"
-
-
-def test_decode_body() -> None:
-    assert decode_body(b"", "gzip") == b""
-    assert decode_body(b"abc", None) == b"abc"
-    assert decode_body(gzip.compress(b"abc"), "gzip") == b"abc"
-    with pytest.raises(ValueError, match="unsupported content-encoding"):
-        decode_body(b"abc", "snappy")
 
 
 # -- Anthropic messages, streamed ------------------------------------------------------------------
 
 
 def test_anthropic_stream_records() -> None:
-    request = json.dumps({
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 100,
-        "stream": True,
-        "messages": [{"role": "user", "content": "weather in SF?"}],
-        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
-    }).encode()
+    request = json.dumps(
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 100,
+            "stream": True,
+            "messages": [{"role": "user", "content": "weather in SF?"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        }
+    ).encode()
     built = build(anthropic_frame(request, fixture("anthropic_messages", "stream_tool_use.sse")), OPTS)
     call = built.call
     assert (call.endpoint, call.parse_status, call.stream) == ("messages", "ok", True)
@@ -421,7 +428,10 @@ def test_anthropic_stream_records() -> None:
     assert call.response_id == "msg_014p7gG3wDgGV9EUtLvnow3U"
     assert call.finish_reason == "tool_use"
     assert (call.input_tokens, call.cache_read_tokens, call.cache_write_tokens, call.output_tokens) == (
-        472, 1024, 0, 89
+        472,
+        1024,
+        0,
+        89,
     )
     assert call.text_chars == len("Okay, let's check the weather for San Francisco, CA:")
     assert call.request_id == "req_ant_1"

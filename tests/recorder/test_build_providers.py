@@ -9,9 +9,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toolwatch.recorder.build import BuildOptions, build
+from toolwatch.providers import parse
+from toolwatch.recorder.build import BuildOptions, Records
+from toolwatch.recorder.build import build as build_records
+from toolwatch.recorder.links import Links
 from toolwatch.schemas.exchange import Exchange
 from toolwatch.spool.frame import Frame
+
+
+def build(frame: Frame, opts: BuildOptions, links: Links | None = None) -> Records:
+    """The recorder's step for one frame: parse it, then build its records."""
+    return build_records(frame, parse(frame), links or Links(), opts)
+
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EX_ID = uuid.UUID("01994d0a-4c1a-7e3b-9f00-00000000beef")

@@ -16,12 +16,12 @@ import pytest
 
 from toolwatch.recorder import loop as loop_module
 from toolwatch.recorder.build import BuildOptions
-from toolwatch.recorder.loop import Recorder, SeenIds
-from toolwatch.recorder.sink import Batch, MemorySink
+from toolwatch.recorder.loop import Recorder
 from toolwatch.schemas.exchange import Exchange
 from toolwatch.spool.frame import encode
 from toolwatch.spool.reader import CHECKPOINT, SpoolReader
 from toolwatch.spool.segments import OPEN, SEALED, list_segments, segment_name
+from toolwatch.store.sink import Batch, MemorySink
 
 NO_BODIES = BuildOptions(store_bodies=False)
 LATER = 10_000.0  # seconds: a "now" far enough ahead that any batch interval or backoff has passed
@@ -63,9 +63,7 @@ def request(tool_results: tuple[str, ...] = ()) -> bytes:
 
 
 def response(*tool_call_ids: str) -> bytes:
-    calls = [
-        {"id": cid, "type": "function", "function": {"name": "f", "arguments": "{}"}} for cid in tool_call_ids
-    ]
+    calls = [{"id": cid, "type": "function", "function": {"name": "f", "arguments": "{}"}} for cid in tool_call_ids]
     message: dict[str, Any] = {"role": "assistant", "content": "ok"}
     if calls:
         message["tool_calls"] = calls
@@ -260,9 +258,7 @@ def test_a_checkpoint_that_cannot_be_saved_does_not_rewrite_the_batch(spool: Spo
     assert spool.segments() == 0
 
 
-def test_a_frame_that_cannot_be_built_is_counted_and_skipped(
-    spool: Spool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_frame_that_cannot_be_built_is_counted_and_skipped(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> None:
     real = loop_module.build
 
     def build(frame: Any, opts: BuildOptions, *rest: Any) -> Any:
@@ -315,24 +311,6 @@ def test_results_are_not_lost_when_their_first_write_fails(spool: Spool) -> None
     rec.step()
     rec.step(now=time.monotonic() + LATER)
     assert [r.tool_call_id for r in sink.all().tool_results] == ["call_1"]
-
-
-def test_seen_ids_forget_the_least_recently_seen() -> None:
-    seen = SeenIds(capacity=2)
-    a, b, c = ("u", "a"), ("u", "b"), ("u", "c")
-    assert seen.add(a) and seen.add(b)
-    assert seen.add(a) is False  # seen again: now the most recent
-    assert seen.add(c) is True  # evicts b, the least recently seen
-    assert seen.add(a) is False
-    assert seen.add(b) is True  # forgotten, so new again (evicts c)
-    assert seen.add(c) is True
-
-
-def test_seen_ids_keep_up_to_capacity() -> None:
-    seen = SeenIds(capacity=100)
-    keys = [("u", str(i)) for i in range(100)]
-    assert all(seen.add(k) for k in keys)
-    assert not any(seen.add(k) for k in keys)
 
 
 # -- run -------------------------------------------------------------------------------------------

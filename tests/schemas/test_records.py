@@ -12,16 +12,34 @@ from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
 
 TS = datetime(2025, 1, 1, tzinfo=UTC)
 CALL = {
-    "call_id": uuid.UUID(int=1), "ts": TS, "upstream": "openai", "api": "openai", "endpoint": "chat_completions",
-    "method": "POST", "path": "/v1/chat/completions", "model": "gpt-4.1",
+    "call_id": uuid.UUID(int=1),
+    "ts": TS,
+    "upstream": "openai",
+    "api": "openai",
+    "endpoint": "chat_completions",
+    "method": "POST",
+    "path": "/v1/chat/completions",
+    "model": "gpt-4.1",
 }
 TOOL_CALL = {
-    "tool_call_uid": uuid.UUID(int=2), "call_id": uuid.UUID(int=1), "ts": TS, "upstream": "openai", "model": "m",
-    "call_index": 0, "tool_call_id": "call_1", "name": "f", "raw_arguments": "{",
+    "tool_call_uid": uuid.UUID(int=2),
+    "call_id": uuid.UUID(int=1),
+    "ts": TS,
+    "upstream": "openai",
+    "model": "m",
+    "call_index": 0,
+    "tool_call_id": "call_1",
+    "name": "f",
+    "raw_arguments": "{",
 }
 RESULT = {
-    "result_uid": uuid.UUID(int=3), "call_id": uuid.UUID(int=1), "ts": TS, "upstream": "openai",
-    "tool_call_id": "call_1", "content": "ok", "content_bytes": 2,
+    "result_uid": uuid.UUID(int=3),
+    "call_id": uuid.UUID(int=1),
+    "ts": TS,
+    "upstream": "openai",
+    "tool_call_id": "call_1",
+    "content": "ok",
+    "content_bytes": 2,
 }
 BODY = {"call_id": uuid.UUID(int=1), "ts": TS, "request_body": b"{}", "response_body": b"\xff"}
 

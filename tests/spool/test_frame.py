@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolwatch.errors import FrameError, SpoolError
+from toolwatch.schemas.errors import FrameError, SpoolError
 from toolwatch.schemas.exchange import Exchange
 from toolwatch.spool.frame import HEADER_SIZE, MAGIC, Frame, decode, encode, frame_size
 

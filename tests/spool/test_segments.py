@@ -39,8 +39,16 @@ def test_list_orders_by_sequence_then_writer(tmp_path: Path) -> None:
 
 
 def test_list_ignores_other_files(tmp_path: Path) -> None:
-    for name in ["recorder.checkpoint", "recorder.tmp", "w0-000000000001.seg.tmp", "noseq.seg", "-1.seg",
-                 "w0-abc.seg", "w0-000000000001", "README"]:
+    for name in [
+        "recorder.checkpoint",
+        "recorder.tmp",
+        "w0-000000000001.seg.tmp",
+        "noseq.seg",
+        "-1.seg",
+        "w0-abc.seg",
+        "w0-000000000001",
+        "README",
+    ]:
         touch(tmp_path, name)
     touch(tmp_path, segment_name("w0", 1, SEALED))
     assert [s.path.name for s in list_segments(tmp_path)] == ["w0-000000000001.seg"]

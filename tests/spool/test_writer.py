@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from toolwatch.errors import SpoolError
+from toolwatch.schemas.errors import SpoolError
 from toolwatch.schemas.exchange import Exchange
 from toolwatch.spool.frame import Frame, decode, encode, frame_size
 from toolwatch.spool.segments import OPEN, SEALED, list_segments, segment_name
@@ -228,7 +228,9 @@ async def test_sequence_continues_after_restart(tmp_path: Path) -> None:
     second.append(exchange(1), b"q", b"r")
     await second.close()
     assert [(s.writer, s.seq, s.state) for s in list_segments(tmp_path)] == [
-        ("w0", 1, SEALED), ("w0", 2, SEALED), ("w1", 40, SEALED)
+        ("w0", 1, SEALED),
+        ("w0", 2, SEALED),
+        ("w1", 40, SEALED),
     ]
     assert [f.exchange.id for f in all_frames(tmp_path)] == [exchange(0).id, exchange(1).id]
 

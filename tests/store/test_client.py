@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from toolwatch.errors import StoreError, StoreLockedError
+from toolwatch.schemas.errors import StoreError, StoreLockedError
 from toolwatch.store.client import embedded_locked, open_client
 
 
@@ -59,9 +59,7 @@ def test_databases_on_one_path_are_separate(store_path: Path) -> None:
     b = open_client(f"chdb://{store_path}", b_name)
     try:
         a.command("CREATE TABLE only_a (x UInt8) ENGINE = Memory")
-        assert b.query("SELECT count() FROM system.tables WHERE database = currentDatabase()").result_rows == [
-            (0,)
-        ]
+        assert b.query("SELECT count() FROM system.tables WHERE database = currentDatabase()").result_rows == [(0,)]
     finally:
         a.close()
         b.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.harness import make_settings
-from toolwatch.errors import StoreError
+from toolwatch.schemas.errors import StoreError
 from toolwatch.store import handle as handle_module
 from toolwatch.store.handle import StoreHandle
 from toolwatch.store.migrate import available
@@ -44,8 +44,7 @@ def test_migrations_use_the_configured_ttls(store_path: Path, tmp_path: Path) ->
     try:
         query = h.run(
             lambda c: c.query(
-                "SELECT create_table_query FROM system.tables WHERE database = currentDatabase()"
-                " AND name = 'bodies'"
+                "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'bodies'"
             ).result_rows[0][0]
         )
         assert "toIntervalDay(3)" in query

@@ -92,18 +92,27 @@ def test_every_record_field_is_a_table_column(client: Client) -> None:
 def test_default_ttls(client: Client) -> None:
     migrate(client)
     assert {t: ttl_days(client, t) for t in TTL_TABLES} == {
-        "llm_calls": 90, "tool_calls": 90, "tool_results": 90, "bodies": 7
+        "llm_calls": 90,
+        "tool_calls": 90,
+        "tool_results": 90,
+        "bodies": 7,
     }
 
 
 def test_ttls_follow_the_settings_on_every_start(client: Client) -> None:
     migrate(client, ttl_days=30, body_ttl_days=2)
     assert {t: ttl_days(client, t) for t in TTL_TABLES} == {
-        "llm_calls": 30, "tool_calls": 30, "tool_results": 30, "bodies": 2
+        "llm_calls": 30,
+        "tool_calls": 30,
+        "tool_results": 30,
+        "bodies": 2,
     }
     assert migrate(client, ttl_days=9, body_ttl_days=70) == []  # nothing to migrate, TTLs still change
     assert {t: ttl_days(client, t) for t in TTL_TABLES} == {
-        "llm_calls": 9, "tool_calls": 9, "tool_results": 9, "bodies": 70
+        "llm_calls": 9,
+        "tool_calls": 9,
+        "tool_results": 9,
+        "bodies": 70,
     }
 
 

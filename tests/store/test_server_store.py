@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import pytest
 
 from toolwatch.analyzers import runner
-from toolwatch.recorder.sink import Batch
 from toolwatch.schemas.records import LlmCall, ToolCall
 from toolwatch.store.client import open_client
 from toolwatch.store.migrate import migrate
+from toolwatch.store.sink import Batch
 from toolwatch.store.writer import insert_batch
 
 URL = os.environ.get("TOOLWATCH_TEST_CLICKHOUSE_URL")

@@ -12,9 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 from tests.harness import make_settings
-from toolwatch.recorder.sink import Batch
 from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
 from toolwatch.store.handle import StoreHandle
+from toolwatch.store.sink import Batch
 from toolwatch.store.writer import ClickHouseSink, insert_batch
 
 # recent (older rows would be past the TTL and dropped on insert), to the millisecond as stored
@@ -24,16 +24,44 @@ CALL_ID = uuid.UUID("01994d0a-4c1a-7e3b-9f00-0123456789ab")
 
 def full_call(**over: Any) -> LlmCall:
     fields: dict[str, Any] = {
-        "call_id": CALL_ID, "ts": TS, "upstream": "openai", "api": "openai", "endpoint": "chat_completions",
-        "method": "POST", "path": "/v1/chat/completions", "model_requested": "gpt-4.1",
-        "model_returned": "gpt-4.1-2025-04-14", "model": "gpt-4.1-2025-04-14", "stream": True, "status": 200,
-        "outcome": "ok", "error": None, "parse_status": "parse_error", "parse_error": "request: x",
-        "finish_reason": "tool_calls", "response_id": "chatcmpl-1", "input_tokens": 60, "cache_read_tokens": 40,
-        "cache_write_tokens": None, "output_tokens": 7, "latency_ms": 812.5, "ttfb_ms": None,
-        "request_bytes": 1234, "response_bytes": 567, "declared_tools": ["get_weather", "東京"],
-        "tool_schemas": ['{"type":"object"}', ""], "tool_call_count": 2, "tool_result_count": 1,
-        "prior_tool_call_ids": ["call_prev"], "message_count": 3, "text_chars": 9, "session_id": "s",
-        "agent": "a", "user_id": "u", "properties": {"env": "ci", "ü": "ß"}, "request_id": "req_1",
+        "call_id": CALL_ID,
+        "ts": TS,
+        "upstream": "openai",
+        "api": "openai",
+        "endpoint": "chat_completions",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "model_requested": "gpt-4.1",
+        "model_returned": "gpt-4.1-2025-04-14",
+        "model": "gpt-4.1-2025-04-14",
+        "stream": True,
+        "status": 200,
+        "outcome": "ok",
+        "error": None,
+        "parse_status": "parse_error",
+        "parse_error": "request: x",
+        "finish_reason": "tool_calls",
+        "response_id": "chatcmpl-1",
+        "input_tokens": 60,
+        "cache_read_tokens": 40,
+        "cache_write_tokens": None,
+        "output_tokens": 7,
+        "latency_ms": 812.5,
+        "ttfb_ms": None,
+        "request_bytes": 1234,
+        "response_bytes": 567,
+        "declared_tools": ["get_weather", "東京"],
+        "tool_schemas": ['{"type":"object"}', ""],
+        "tool_call_count": 2,
+        "tool_result_count": 1,
+        "prior_tool_call_ids": ["call_prev"],
+        "message_count": 3,
+        "text_chars": 9,
+        "session_id": "s",
+        "agent": "a",
+        "user_id": "u",
+        "properties": {"env": "ci", "ü": "ß"},
+        "request_id": "req_1",
     }
     fields.update(over)
     return LlmCall(**fields)
@@ -44,28 +72,64 @@ def batch() -> Batch:
         llm_calls=[full_call()],
         tool_calls=[
             ToolCall(
-                tool_call_uid=uuid.UUID(int=10), call_id=CALL_ID, ts=TS, upstream="openai", model="m",
-                session_id="s", agent="a", call_index=0, tool_call_id="call_a", name="get_weather",
-                raw_arguments='{"city": "Paris"}', arguments='{"city":"Paris"}',
+                tool_call_uid=uuid.UUID(int=10),
+                call_id=CALL_ID,
+                ts=TS,
+                upstream="openai",
+                model="m",
+                session_id="s",
+                agent="a",
+                call_index=0,
+                tool_call_id="call_a",
+                name="get_weather",
+                raw_arguments='{"city": "Paris"}',
+                arguments='{"city":"Paris"}',
             ),
             ToolCall(
-                tool_call_uid=uuid.UUID(int=11), call_id=CALL_ID, ts=TS, upstream="openai", model="m",
-                call_index=1, tool_call_id="call_b", name="get_weather", raw_arguments='{"city', arguments=None,
+                tool_call_uid=uuid.UUID(int=11),
+                call_id=CALL_ID,
+                ts=TS,
+                upstream="openai",
+                model="m",
+                call_index=1,
+                tool_call_id="call_b",
+                name="get_weather",
+                raw_arguments='{"city',
+                arguments=None,
             ),
         ],
         tool_results=[
             ToolResult(
-                result_uid=uuid.UUID(int=20), call_id=CALL_ID, ts=TS, upstream="openai", tool_call_id="call_prev",
-                content="sunny, 21°C", content_bytes=13, truncated=True, is_error=None,
+                result_uid=uuid.UUID(int=20),
+                call_id=CALL_ID,
+                ts=TS,
+                upstream="openai",
+                tool_call_id="call_prev",
+                content="sunny, 21°C",
+                content_bytes=13,
+                truncated=True,
+                is_error=None,
             ),
             ToolResult(
-                result_uid=uuid.UUID(int=21), call_id=CALL_ID, ts=TS, upstream="anthropic", tool_call_id="toolu_1",
-                content="", content_bytes=0, is_error=True,
+                result_uid=uuid.UUID(int=21),
+                call_id=CALL_ID,
+                ts=TS,
+                upstream="anthropic",
+                tool_call_id="toolu_1",
+                content="",
+                content_bytes=0,
+                is_error=True,
             ),
         ],
         bodies=[
-            Body(call_id=CALL_ID, ts=TS, request_body=b'{"model":"gpt-4.1"}', response_body=b"\x1f\x8b\x08\xff\x00",
-                 request_truncated=False, response_truncated=True),
+            Body(
+                call_id=CALL_ID,
+                ts=TS,
+                request_body=b'{"model":"gpt-4.1"}',
+                response_body=b"\x1f\x8b\x08\xff\x00",
+                request_truncated=False,
+                response_truncated=True,
+            ),
         ],
     )
 
@@ -100,6 +164,7 @@ def read_back(handle: StoreHandle, model: type[BaseModel], table: str, order: st
 
 def to_ms(records: list[Any]) -> list[Any]:
     """The records as stored: DateTime64(3) keeps milliseconds."""
+
     def cut(v: Any) -> Any:
         return v.replace(microsecond=v.microsecond // 1000 * 1000) if isinstance(v, datetime) else v
 

@@ -1,0 +1,125 @@
+"""The read API, served in the recorder process (the only process with the store open).
+
+The proxy relays ``/_toolwatch/api/<name>`` here byte for byte. Queries run in a worker thread under the
+store lock. The handlers know the recorder only through ``StatusSource``, and reclassify through the
+function they are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import time
+from typing import Any, Protocol
+
+from aiohttp import web
+from clickhouse_connect.driver.client import Client
+
+from toolwatch.analyzers import runner
+from toolwatch.analyzers.params import ParamError, analyzer_params, int_param, window
+from toolwatch.schemas.errors import StoreError
+from toolwatch.store.handle import StoreHandle
+
+
+class StatusSource(Protocol):
+    def status(self) -> dict[str, Any]:
+        """Recording figures for ``/status`` (called in a worker thread)."""
+        ...
+
+
+class Reclassify(Protocol):
+    def __call__(self, client: Client, since: dt.datetime) -> tuple[int, int]:
+        """Re-apply the outcome rules to results since ``since``: (examined, changed)."""
+        ...
+
+
+SOURCE = web.AppKey("status_source", StatusSource)
+STORE = web.AppKey("store", StoreHandle)
+RECLASSIFY = web.AppKey("reclassify", Reclassify)
+STARTED = web.AppKey("started", float)
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+async def _query(store: StoreHandle, name: str, **params: Any) -> list[dict[str, Any]]:
+    try:
+        return await asyncio.to_thread(store.run, lambda c: runner.run(c, name, **params))
+    except StoreError as e:
+        raise web.HTTPServiceUnavailable(  # noqa: B904 - the HTTP error is the whole story
+            text=json.dumps({"error": f"store unavailable: {e}"}), content_type="application/json"
+        )
+
+
+async def status(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    recording = await asyncio.to_thread(request.app[SOURCE].status)
+    return web.json_response(
+        {
+            "recorder_alive": True,
+            "recorder_pid": os.getpid(),
+            "recorder_uptime_s": round(time.monotonic() - request.app[STARTED], 3),
+            "store_reachable": store.reachable,
+            "store_errors": recording["write_errors"],
+            "last_store_error": recording["last_error"] or store.last_error,
+            "spool_lag_bytes": recording["spool_lag_bytes"],
+            "frames_read": recording["frames_read"],
+            "records_written": recording["records_written"],
+            "calls_written": recording["calls_written"],
+            "tool_calls_written": recording["tool_calls_written"],
+            "tool_results_written": recording["tool_results_written"],
+            "duplicate_results_skipped": recording["duplicate_results_skipped"],
+            "build_errors": recording["build_errors"],
+            "damaged_frames": recording["damaged_frames"],
+            "pending_batch_rows": recording["pending_batch_rows"],
+            "last_write_at": recording["last_write_at"],
+        }
+    )
+
+
+async def calls(request: web.Request) -> web.Response:
+    try:
+        last = int_param(request.query.get("last"), "last", 20, 1, 10_000)
+    except ParamError as e:
+        raise _bad_request(str(e)) from None
+    rows = await _query(request.app[STORE], "recent_calls", last=last)
+    return web.json_response(rows)
+
+
+async def analyzer(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    try:
+        params = analyzer_params(name, dict(request.query))
+    except (ParamError, ValueError) as e:
+        return web.json_response({"error": str(e)}, status=400)
+    rows = await _query(request.app[STORE], name, **params)
+    return web.json_response(rows)
+
+
+async def reclassify_results(request: web.Request) -> web.Response:
+    try:
+        since, _ = window(request.query.get("since", "30d"), None)
+    except ParamError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    fn = request.app[RECLASSIFY]
+    try:
+        examined, changed = await asyncio.to_thread(request.app[STORE].run, lambda c: fn(c, since))
+    except StoreError as e:
+        return web.json_response({"error": f"store unavailable: {e}"}, status=503)
+    return web.json_response({"examined": examined, "changed": changed})
+
+
+def make_app(source: StatusSource, store: StoreHandle, reclassify: Reclassify) -> web.Application:
+    app = web.Application()
+    app[SOURCE] = source
+    app[STORE] = store
+    app[RECLASSIFY] = reclassify
+    app[STARTED] = time.monotonic()
+    app.router.add_get("/status", status)
+    app.router.add_get("/calls", calls)
+    app.router.add_get("/{name:report|sessions|session}", analyzer)
+    app.router.add_post("/reclassify", reclassify_results)
+    return app

@@ -1,0 +1,85 @@
+"""How the CLI prints analyzer rows as text. ``--json`` prints the rows themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_calls(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no calls recorded yet"
+    lines = []
+    for r in rows:
+        tokens = f"in={r.get('input_tokens')} out={r.get('output_tokens')}"
+        lines.append(
+            f"{r['ts'][:23]}  {r['upstream']}/{r['model'] or '?'}  {r['status']} {r['outcome']}"
+            f"  finish={r.get('finish_reason')}  {tokens}  {r['latency_ms']:.0f}ms"
+            + (f"  session={r['session_id']}" if r.get("session_id") else "")
+            + (f"  [{r['parse_status']}]" if r.get("parse_status") not in ("ok", "not_parsed") else "")
+        )
+        for index, call_id, name, raw, valid in r.get("tool_calls") or []:
+            args = raw if len(raw) <= 120 else raw[:117] + "..."
+            lines.append(
+                f"    -> #{index} {name}({args}) id={call_id}" + ("" if valid else "  [arguments not a JSON object]")
+            )
+    return "\n".join(lines)
+
+
+REPORT_COLUMNS = (
+    ("model", "model", "{}"),
+    ("calls", "llm_calls", "{}"),
+    ("tool calls", "tool_calls", "{}"),
+    ("malformed", "malformed_rate", "{:.1%}"),
+    ("tool err", "tool_error_rate", "{:.1%}"),
+    ("sessions", "sessions", "{}"),
+    ("success", "session_success_rate", "{:.1%}"),
+    ("recovery", "recovery_rate", "{:.1%}"),
+    ("cascade", "cascade_rate", "{:.1%}"),
+    ("loops", "loop_sessions", "{}"),
+    ("http err", "http_error_rate", "{:.1%}"),
+    ("p50 ms", "latency_p50_ms", "{:.0f}"),
+    ("p95 ms", "latency_p95_ms", "{:.0f}"),
+)
+
+
+def format_report(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no calls in this window"
+    table = [[h for h, _, _ in REPORT_COLUMNS]]
+    for r in rows:
+        table.append(["-" if r.get(k) is None else f.format(r[k]) for _, k, f in REPORT_COLUMNS])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in table)
+
+
+def format_sessions(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no sessions in this window"
+    lines = []
+    for r in rows:
+        flags = ", ".join(f for f, on in (("cascade", r["cascade"]), ("loop", r["loop"])) if on)
+        lines.append(
+            f"{r['session']}  {r['model']}  {r['outcome']}  steps={r['steps']}  failed={r['failed_steps']}"
+            f"  unrecovered={r['unrecovered_steps']}  last={r['last_ts'][:19]}" + (f"  [{flags}]" if flags else "")
+        )
+    return "\n".join(lines)
+
+
+def format_session(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no such session in this window"
+    lines = []
+    first_failure = next((i for i, r in enumerate(rows) if r["failed"]), None)
+    for i, r in enumerate(rows):
+        mark = ""
+        if r["failed"]:
+            mark = "  <- FIRST FAILURE" if i == first_failure else "  <- failed"
+            mark += " (recovered later)" if r["recovered"] else " (never recovered)"
+        kind = "final answer" if r["final_answer"] else f"finish={r['finish_reason']}"
+        lines.append(f"step {i + 1}  {r['ts'][11:23]}  {r['model']}  {r['status']} {r['outcome']}  {kind}{mark}")
+        for _index, call_id, name, raw, malformed, outcome, rule in r.get("tool_calls") or []:
+            args = raw if len(raw) <= 100 else raw[:97] + "..."
+            bad = f" MALFORMED:{malformed}" if malformed else ""
+            why = f" ({rule})" if rule else ""
+            lines.append(f"    -> {name}({args}) id={call_id}{bad} => {outcome}{why}")
+    return "\n".join(lines)

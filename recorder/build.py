@@ -1,0 +1,224 @@
+"""``build(frame, parsed, links, options) -> Records``: the one place stored records are made.
+
+One pass, final records: what the providers parsed is mapped to rows, each tool call is validated and
+each tool result classified, and the two links the recorder's memory can resolve (the session a call
+continues, the call that produced a result) are filled in. ``links`` is only read here; the loop tells
+it what was built afterwards. Record ids derive from the exchange id, so a frame built twice gives the
+same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from toolwatch.providers import Parsed
+from toolwatch.providers._wire import strict_json
+from toolwatch.providers.base import ToolCallOut
+from toolwatch.recorder.links import Key, Links
+from toolwatch.recorder.outcomes import Classifier
+from toolwatch.recorder.sessions import conv_key, opening_key
+from toolwatch.recorder.validate import SchemaCache, classify
+from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
+from toolwatch.schemas.vocab import MalformedKind
+from toolwatch.spool.frame import Frame
+
+__all__ = ["BuildOptions", "Records", "build", "tool_signature"]
+
+_NS_TOOL_CALL = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a01")
+_NS_RESULT = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a02")
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    result_max_bytes: int = 64 * 1024
+    store_bodies: bool = True
+    schemas: SchemaCache = field(default_factory=SchemaCache)  # compiled once, shared by every build
+    classifier: Classifier = field(default_factory=Classifier)
+
+
+@dataclass(frozen=True)
+class Records:
+    """The rows of one exchange. ``resent`` are the results it carried that were already recorded."""
+
+    call: LlmCall
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    body: Body | None = None
+    resent: list[Key] = field(default_factory=list)
+
+
+def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Records:
+    ex = frame.exchange
+    req, resp = parsed.request, parsed.response
+    model = resp.model or parsed.model_requested or ""
+    common: dict[str, Any] = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
+    ckey = conv_key(req, resp)
+    tool_calls = _tool_calls(frame, parsed, model, ckey, common, opts.schemas)
+    kinds = [t.malformed_kind for t in tool_calls if t.malformed_kind]
+    first_prior = req.prior_tool_call_ids[0] if req.prior_tool_call_ids else ""
+    previous = req.previous_response_id or ""
+    call = LlmCall(
+        call_id=ex.id,
+        ts=ex.started_at,
+        upstream=ex.upstream,
+        api=ex.api,
+        endpoint=parsed.endpoint,
+        method=ex.method,
+        path=ex.path,
+        model_requested=parsed.model_requested,
+        model_returned=resp.model,
+        deployment=parsed.deployment,
+        model=model,
+        stream=req.stream,
+        status=ex.status,
+        outcome=ex.outcome,
+        error=ex.error or resp.error_message,
+        parse_status=parsed.parse_status,
+        parse_error=parsed.parse_error,
+        finish_reason=resp.finish_reason,
+        response_id=resp.response_id,
+        input_tokens=resp.usage.input_uncached,
+        cache_read_tokens=resp.usage.cache_read,
+        cache_write_tokens=resp.usage.cache_write,
+        output_tokens=resp.usage.output,
+        latency_ms=ex.latency_ms,
+        ttfb_ms=ex.ttfb_ms,
+        request_bytes=ex.request_size,
+        response_bytes=ex.response_size,
+        declared_tools=[t.name for t in req.tools],
+        tool_schemas=[t.schema_json or "" for t in req.tools],
+        tool_call_count=len(tool_calls),
+        tool_result_count=len(req.tool_results),
+        prior_tool_call_ids=list(req.prior_tool_call_ids),
+        message_count=req.message_count,
+        text_chars=len(resp.text),
+        user_id=ex.user_id or "",
+        properties=dict(ex.properties),
+        request_id=next((ex.response_headers[h] for h in REQUEST_ID_HEADERS if ex.response_headers.get(h)), ""),
+        conv_key=ckey,
+        opening_key=opening_key(req),
+        first_prior_tool_call_id=first_prior,
+        previous_response_id=previous,
+        malformed_count=len(kinds),
+        malformed_kinds=kinds,
+        tool_sigs=[tool_signature(t.name, t.arguments, t.raw_arguments) for t in tool_calls],
+        link_key=links.session_of(ex.upstream, previous, first_prior),
+        **common,
+    )
+    results: list[ToolResult] = []
+    resent: list[Key] = []
+    built_now: set[Key] = set()
+    for tr in req.tool_results:
+        key = (ex.upstream, tr.tool_call_id)
+        if key in built_now or links.stored(key):
+            resent.append(key)
+            continue
+        built_now.add(key)
+        content, size, truncated = _truncate(tr.content, opts.result_max_bytes)
+        results.append(
+            ToolResult(
+                result_uid=uuid.uuid5(_NS_RESULT, f"{ex.upstream}\x00{tr.tool_call_id}"),
+                call_id=ex.id,
+                ts=ex.started_at,
+                upstream=ex.upstream,
+                tool_call_id=tr.tool_call_id,
+                content=content,
+                content_bytes=size,
+                truncated=truncated,
+                is_error=tr.is_error,
+                error_rule=opts.classifier.classify(tr.content, tr.is_error),
+                classified_at=ex.started_at,
+                producer_call_id=links.producer_of(ex.upstream, tr.tool_call_id) or uuid.UUID(int=0),
+                **common,
+            )
+        )
+    body = None
+    if opts.store_bodies and parsed.endpoint != "other":
+        body = Body(
+            call_id=ex.id,
+            ts=ex.started_at,
+            request_body=frame.request,
+            response_body=frame.response,
+            request_truncated=ex.request_truncated,
+            response_truncated=ex.response_truncated,
+        )
+    return Records(call, tool_calls, results, body, resent)
+
+
+def _tool_calls(
+    frame: Frame, parsed: Parsed, model: str, ckey: str, common: dict[str, Any], schemas: SchemaCache
+) -> list[ToolCall]:
+    """Structured tool calls, each validated; or else the calls written into the reply text."""
+    ex, resp = frame.exchange, parsed.response
+    declared = parsed.declared
+    out: list[ToolCall] = []
+    last = len(resp.tool_calls) - 1
+    for i, tc in enumerate(resp.tool_calls):
+        verdict = classify(
+            tc.name, tc.raw_arguments, declared, finish_reason=resp.finish_reason, is_last=i == last, cache=schemas
+        )
+        out.append(_tool_call(frame, model, tc, common, verdict.kind, verdict.detail, ckey))
+    for n, found in enumerate(parsed.in_text):
+        tc = ToolCallOut(n, f"intext-{ex.id}-{n}", found.name, found.raw_arguments)
+        detail = f"tool call written in the reply text ({found.style})"
+        out.append(_tool_call(frame, model, tc, common, "in_text", detail, ckey))
+    return out
+
+
+def _tool_call(
+    frame: Frame,
+    model: str,
+    tc: ToolCallOut,
+    common: dict[str, Any],
+    kind: MalformedKind | Literal[""],
+    detail: str,
+    ckey: str,
+) -> ToolCall:
+    ex = frame.exchange
+    return ToolCall(
+        tool_call_uid=uuid.uuid5(_NS_TOOL_CALL, f"{ex.id}\x00{tc.index}"),
+        call_id=ex.id,
+        ts=ex.started_at,
+        upstream=ex.upstream,
+        model=model,
+        call_index=tc.index,
+        tool_call_id=tc.id,
+        name=tc.name,
+        raw_arguments=tc.raw_arguments,
+        arguments=_arguments(tc.raw_arguments),
+        malformed_kind=kind,
+        malformed_detail=detail,
+        conv_key=ckey,
+        **common,
+    )
+
+
+def tool_signature(name: str, arguments: str | None, raw: str) -> int:
+    """64-bit hash of a tool call's name and canonical arguments: equal calls, equal signatures (loops)."""
+    digest = hashlib.blake2b(f"{name}\x00{arguments if arguments is not None else raw}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big")
+
+
+def _truncate(text: str, limit: int) -> tuple[str, int, bool]:
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text, len(raw), False
+    return raw[:limit].decode(errors="ignore"), len(raw), True
+
+
+def _arguments(raw: str) -> str | None:
+    """Canonical JSON (compact, sorted keys) of the arguments when they are a JSON object, else None.
+
+    The standard library keeps integers of any size exactly (orjson would turn big ones into floats)."""
+    try:
+        value = strict_json(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,190 @@
+"""Settings: one validated model, layered defaults < toolwatch.toml < TOOLWATCH_* environment < flags.
+
+Loaded once per process at start. A bad value raises ``ConfigError`` with every problem listed, so
+``toolwatch serve`` stops with a clear message instead of failing later on a request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from toolwatch.schemas.errors import ConfigError
+from toolwatch.schemas.vocab import ApiFlavor
+
+MiB = 1024 * 1024
+ENV_PREFIX = "TOOLWATCH_"
+
+BUILTIN_UPSTREAMS: dict[str, dict[str, str]] = {
+    "openai": {"url": "https://api.openai.com", "api": "openai"},
+    "anthropic": {"url": "https://api.anthropic.com", "api": "anthropic"},
+    "gemini": {"url": "https://generativelanguage.googleapis.com", "api": "gemini"},
+}
+RESERVED_MOUNTS = frozenset({"_toolwatch", "healthz", "metrics"})
+
+
+class Upstream(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    api: ApiFlavor
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"upstream url must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
+
+class Settings(BaseModel):
+    """Every setting, with its default. Sizes are bytes, times are seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    store: str = ""  # clickhouse-connect DSN; "" means chdb://<cwd>/toolwatch-data/store
+    database: str = "toolwatch"
+    store_timeout: float = Field(30.0, gt=0)  # connect and per-request timeout for a ClickHouse server
+    spool: str = ""  # "" means beside the embedded store (<store path>.spool)
+    upstreams: dict[str, Upstream] = Field(default_factory=dict, validate_default=True)
+    connect_timeout: float = Field(10.0, gt=0)
+    first_byte_timeout: float = Field(600.0, gt=0)
+    idle_timeout: float = Field(300.0, gt=0)
+    parse_limit: int = Field(32 * MiB, ge=1024)
+    result_max_bytes: int = Field(64 * 1024, ge=256)
+    spool_cap_bytes: int = Field(1024 * MiB, ge=MiB)
+    segment_bytes: int = Field(8 * MiB, ge=64 * 1024)
+    segment_max_age: float = Field(5.0, gt=0)
+    batch_rows: int = Field(5000, ge=1)
+    batch_interval: float = Field(1.0, gt=0)
+    shutdown_timeout: float = Field(15.0, ge=0)
+    ttl_days: int = Field(90, ge=1)
+    body_ttl_days: int = Field(7, ge=1)
+    store_bodies: bool = True
+    # extra tool-result error rules, name -> regular expression searched in the result's first 2 KiB
+    outcome_rules: dict[str, str] = Field(default_factory=dict)
+    # CPU priority of the recorder process: "idle" runs it only on CPU time nothing else wants (recording
+    # lags under full load, the spool absorbs it), "low" is nice 10, "normal" shares the CPU evenly
+    recorder_priority: Literal["idle", "low", "normal"] = "low"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = False  # one line per request costs ~20 us of the event loop; off by default
+
+    @field_validator("upstreams", mode="before")
+    @classmethod
+    def _with_builtins(cls, v: Any) -> Any:
+        merged: dict[str, Any] = {k: dict(u) for k, u in BUILTIN_UPSTREAMS.items()}
+        for name, entry in (v or {}).items():
+            if isinstance(entry, Mapping):
+                merged[name] = {**merged.get(name, {}), **entry}
+            else:
+                merged[name] = entry
+        for name in merged:
+            if name in RESERVED_MOUNTS or not name or "/" in name or name.startswith("_"):
+                raise ValueError(f"upstream name {name!r} is reserved or not a single path segment")
+        return merged
+
+    @field_validator("outcome_rules")
+    @classmethod
+    def _rules_compile(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, pattern in v.items():
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"outcome rule {name!r} is not a valid regular expression: {e}") from e
+        return v
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        store = self.store or f"chdb://{Path.cwd() / 'toolwatch-data' / 'store'}"
+        if not store.startswith(("chdb://", "http://", "https://")):
+            raise ValueError(f"store must be chdb:///abs/path or http(s)://host:8123[/db], got {store!r}")
+        spool = self.spool
+        if not spool:
+            path = chdb_path(store)
+            spool = f"{path}.spool" if path else str(Path.cwd() / "toolwatch-data" / "spool")
+        object.__setattr__(self, "store", store)
+        object.__setattr__(self, "spool", str(Path(spool).absolute()))
+        return self
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.spool)
+
+
+def chdb_path(dsn: str) -> str | None:
+    """The filesystem path of a ``chdb://`` DSN, absolute; None for a server DSN."""
+    if not dsn.startswith("chdb://"):
+        return None
+    return str(Path(dsn.removeprefix("chdb://").split("?", 1)[0] or ".").absolute())
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    fields = Settings.model_fields
+    layer: dict[str, Any] = {}
+    upstreams: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key.removeprefix(ENV_PREFIX).lower()
+        if name in ("upstream_url", "upstream_api"):
+            raise ConfigError(f"{key} names no upstream: use TOOLWATCH_UPSTREAM_<NAME>_URL")
+        if name.startswith("upstream_") and name.rsplit("_", 1)[-1] in ("url", "api"):
+            mount, attr = name.removeprefix("upstream_").rsplit("_", 1)
+            upstreams.setdefault(mount, {})[attr] = value
+        elif name in fields and name != "upstreams":
+            layer[name] = value
+    if upstreams:
+        layer["upstreams"] = upstreams
+    return layer
+
+
+def _match_mounts(env_ups: dict[str, dict[str, str]], known: set[str]) -> dict[str, dict[str, str]]:
+    """Environment names are upper-case with ``_``; map them onto configured mounts like ``my-glm``."""
+    by_norm = {k.lower().replace("-", "_"): k for k in known}
+    return {by_norm.get(name, name): attrs for name, attrs in env_ups.items()}
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings. ``overrides`` are command-line flags; None values are ignored."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    config = config or environ.get("TOOLWATCH_CONFIG")
+    if config:
+        try:
+            with open(config, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {config}: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {config} is not valid TOML: {e}") from e
+    env = _env_layer(environ)
+    raw_ups = data.get("upstreams") or {}
+    if not isinstance(raw_ups, dict) or not all(isinstance(v, dict) for v in raw_ups.values()):
+        raise ConfigError("invalid configuration: upstreams must be tables like [upstreams.NAME] with url and api")
+    ups: dict[str, Any] = {k: dict(v) for k, v in raw_ups.items()}
+    env_ups = _match_mounts(env.pop("upstreams", {}), set(ups) | set(BUILTIN_UPSTREAMS))
+    for name, attrs in env_ups.items():
+        ups[name] = {**ups.get(name, {}), **attrs}
+    data.update(env)
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if ups:
+        data["upstreams"] = ups
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from e

@@ -1,0 +1,150 @@
+"""The recorder process: ``python -m toolwatch.recorder_process``, started and supervised by ``serve``.
+
+It reads its settings as JSON on standard input, opens the store, serves the read API on a loopback port
+and prints ``{"port": N}`` on standard output once ready. On SIGTERM or SIGINT it drains the spool into
+the store for at most ``shutdown_timeout`` seconds; what is left stays in the spool for the next start.
+It also stops when its parent process goes away. A stop signal that arrives while it is still starting
+is kept, so a recorder told to stop early still drains the spool before it exits.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+EARLY_STOP = threading.Event()
+if __name__ == "__main__":  # before the heavy imports below, on purpose
+    for _sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, lambda *_: EARLY_STOP.set())
+
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import datetime as dt  # noqa: E402
+import gc  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+from aiohttp import web  # noqa: E402
+from clickhouse_connect.driver.client import Client  # noqa: E402
+
+from toolwatch.analyzers.api import make_app  # noqa: E402
+from toolwatch.logs import setup_logging  # noqa: E402
+from toolwatch.recorder.build import BuildOptions  # noqa: E402
+from toolwatch.recorder.loop import Recorder  # noqa: E402
+from toolwatch.recorder.outcomes import Classifier  # noqa: E402
+from toolwatch.recorder.reclassify import reclassify  # noqa: E402
+from toolwatch.schemas.settings import Settings  # noqa: E402
+from toolwatch.spool.reader import SpoolReader  # noqa: E402
+from toolwatch.store.handle import StoreHandle  # noqa: E402
+from toolwatch.store.writer import ClickHouseSink  # noqa: E402
+
+log = logging.getLogger("toolwatch.recorder")
+RECORDER_NICENESS = 10
+GC_GEN0_THRESHOLD = 20_000
+
+
+def work(recorder: Recorder, store: StoreHandle, stop: threading.Event, settings: Settings) -> None:
+    """Open the store (retrying while it is unavailable), warm the recorder's memory, then record."""
+    delay = 0.25
+
+    def query(sql: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        return store.run(lambda c: c.query(sql, parameters=parameters).result_rows)
+
+    while not stop.is_set():
+        try:
+            store.client()
+            recorder.links.warm(query)
+            break
+        except Exception as e:  # noqa: BLE001 - any failure here means: not available yet
+            store.note_error(e)
+            log.warning("store not available (retrying in %.1fs): %s", delay, e)
+        stop.wait(delay)
+        delay = min(delay * 2, 5.0)
+    else:
+        return
+    recorder.run(stop, settings.shutdown_timeout)
+
+
+async def serve(settings: Settings, early_stop: threading.Event | None = None) -> int:
+    spool = settings.spool_path
+    spool.mkdir(parents=True, exist_ok=True)
+    store = StoreHandle(settings)
+    classifier = Classifier.from_settings(settings.outcome_rules)
+    recorder = Recorder(
+        SpoolReader(spool),
+        ClickHouseSink(store),
+        options=BuildOptions(
+            result_max_bytes=settings.result_max_bytes,
+            store_bodies=settings.store_bodies,
+            classifier=classifier,
+        ),
+        batch_rows=settings.batch_rows,
+        batch_interval=settings.batch_interval,
+    )
+    stop = threading.Event()
+    worker = threading.Thread(target=work, args=(recorder, store, stop, settings), name="recorder", daemon=True)
+    worker.start()
+
+    def reclassify_since(client: Client, since: dt.datetime) -> tuple[int, int]:
+        done = reclassify(client, classifier, since)
+        return done.examined, done.changed
+
+    runner = web.AppRunner(make_app(recorder, store, reclassify_since), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    sys.stdout.write(f'{{"port": {port}}}\n')
+    sys.stdout.flush()
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    if early_stop is not None and early_stop.is_set():
+        stopping.set()
+    parent = os.getppid()
+    while not stopping.is_set():
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=1.0)
+        except TimeoutError:
+            if os.getppid() != parent:
+                log.warning("parent process went away; stopping")
+                break
+    started = time.monotonic()
+    stop.set()
+    await asyncio.to_thread(worker.join, settings.shutdown_timeout + 5.0)
+    await runner.cleanup()
+    store.close()
+    log.info(
+        "recorder stopped after draining %.2fs; %d bytes left in the spool",
+        time.monotonic() - started,
+        recorder.reader.pending_bytes(),
+    )
+    return 0
+
+
+def set_priority(priority: str) -> None:
+    """The proxy comes first: when both want the CPU, recording falls behind and the spool absorbs it."""
+    with contextlib.suppress(OSError, AttributeError):
+        if priority == "idle":
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif priority == "low":
+            os.nice(RECORDER_NICENESS)
+
+
+def main(early_stop: threading.Event | None = None) -> int:
+    settings = Settings.model_validate_json(sys.stdin.read())
+    set_priority(settings.recorder_priority)
+    # every exchange allocates thousands of short-lived objects: collect the young generation less often
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+    setup_logging(settings.log_level, "recorder")
+    return asyncio.run(serve(settings, early_stop))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(EARLY_STOP))
