@@ -2,29 +2,35 @@
 
 Wire JSON is untrusted, so every accessor returns None (or a default) for a value of the wrong type
 instead of raising; the parsers then decide what to note in ``errors``.
+
+Every string that comes out of here can be encoded as UTF-8. JSON may spell a lone surrogate
+(``"\\ud800"``), which orjson refuses but the standard library's parser lets through into a ``str``
+that no UTF-8 encoder (nor the store) accepts; those strings get U+FFFD in its place.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
-from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut
-from toolwatch.providers.sse import SSEDecoder
+from toolwatch.providers.base import ParsedRequest, ParsedResponse
 
 __all__ = [
     "as_dict",
     "as_int",
     "as_list",
     "as_str",
+    "clean_text",
     "compact_json",
     "content_text",
     "error_fields",
     "load_body",
     "loads",
     "snippet",
+    "strict_json",
 ]
 
 _MISSING = object()
@@ -35,13 +41,72 @@ _DIGITS = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
 _LONG_RUN = b"1" * 19
 
 
+# where the standard library's parser may give a lone surrogate: a \uD800-\uDFFF escape, a surrogate
+# encoded as UTF-8 (it decodes bytes with "surrogatepass"), UTF-16 or UTF-32 text (which holds NUL
+# bytes), or a surrogate already in a str
+_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
+_ENCODED = re.compile(rb"\xed[\xa0-\xbf]")
+
+
+def _suspect(data: bytes | str) -> bool:
+    """Whether parsed ``data`` may hold a lone surrogate (C-speed scans; a regex only where they hit)."""
+    if isinstance(data, str):
+        if "\\u" in data and _ESCAPE_TEXT.search(data):
+            return True
+        return not data.isascii() and clean_text(data) is not data
+    if b"\\u" in data and _ESCAPE_BYTES.search(data):
+        return True
+    return b"\x00" in data or (b"\xed" in data and _ENCODED.search(data) is not None)
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def clean_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (a pair of surrogates becomes its character)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _cleaned(value: Any) -> Any:
+    """``value`` with ``clean_text`` applied to every string in it, keys included (in place: the value
+    was just parsed, so nothing else holds it). A loop, not recursion: the value may nest 1000 deep."""
+    if isinstance(value, str):
+        return clean_text(value)
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, str):
+                    node[i] = clean_text(item)
+                elif isinstance(item, list | dict):
+                    todo.append(item)
+        elif isinstance(node, dict):
+            if not all(key.isascii() for key in node):
+                items = [(clean_text(k), v) for k, v in node.items()]
+                node.clear()
+                node.update(items)
+            for key, item in node.items():
+                if isinstance(item, str):
+                    node[key] = clean_text(item)
+                elif isinstance(item, list | dict):
+                    todo.append(item)
+    return value
+
+
 def strict_json(data: bytes | str) -> Any:
-    """The standard library's parser, minus its NaN/Infinity extension; integers of any size stay exact."""
-    return json.loads(data, parse_constant=_no_constants)
+    """The standard library's parser, minus its NaN/Infinity extension; integers of any size stay exact
+    and strings hold no lone surrogate (see the module docstring). Raises ValueError or RecursionError."""
+    value = json.loads(data, parse_constant=_no_constants)
+    return _cleaned(value) if _suspect(data) else value
 
 
 def loads(data: bytes | str) -> tuple[Any, str | None]:
@@ -49,7 +114,7 @@ def loads(data: bytes | str) -> tuple[Any, str | None]:
 
     orjson is fast but turns integers beyond 64 bits into floats, so text with a long digit run goes to
     the standard library instead (which keeps them exact)."""
-    raw = data.encode() if isinstance(data, str) else data
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _LONG_RUN not in raw.translate(_DIGITS):  # a C-speed scan; a regex here cost more than the parse
         try:
             return orjson.loads(raw), None
@@ -69,7 +134,7 @@ def compact_json(value: object) -> str:
     except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, nesting deeper than 255
         pass
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return clean_text(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
     except (TypeError, ValueError, RecursionError):
         return "null"
 
@@ -147,45 +212,3 @@ def load_request(body: bytes) -> dict[str, Any] | ParsedRequest:
     if not isinstance(obj, dict):
         return ParsedRequest(error="request body is not a JSON object")
     return obj
-
-
-class BufferedJSONParser:
-    """A non-streamed response parser: buffers the body, and ``finish`` hands the JSON object to ``parse``."""
-
-    def __init__(self) -> None:
-        self._body = bytearray()
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        self._body += chunk
-        return []
-
-    def finish(self) -> ParsedResponse:
-        resp = load_body(bytes(self._body))
-        return resp if isinstance(resp, ParsedResponse) else self.parse(resp)
-
-    def parse(self, resp: dict[str, Any]) -> ParsedResponse:
-        raise NotImplementedError
-
-
-class SSEEventParser:
-    """Base of the SSE stream parsers: each decoded event goes to ``_event``, which appends the tool calls
-    it completes to ``done``. A subclass sets ``self._sse`` and ``self._errors``; its ``finish`` calls
-    ``_drain`` (the last event may lack its blank line) before building its result."""
-
-    _sse: SSEDecoder
-    _errors: list[str]
-
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        done: list[ToolCallOut] = []
-        for event in self._sse.feed(chunk):
-            self._event(event.event, event.data, done)
-        return done
-
-    def _drain(self) -> None:
-        done: list[ToolCallOut] = []
-        for event in self._sse.flush():
-            self._event(event.event, event.data, done)
-        self._errors += self._sse.notes()
-
-    def _event(self, name: str, data: str, done: list[ToolCallOut]) -> None:
-        raise NotImplementedError

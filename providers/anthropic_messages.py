@@ -26,8 +26,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from toolwatch.providers._wire import (
-    BufferedJSONParser,
-    SSEEventParser,
     as_dict,
     as_int,
     as_list,
@@ -35,44 +33,29 @@ from toolwatch.providers._wire import (
     compact_json,
     content_text,
     error_fields,
-    load_request,
     loads,
     snippet,
 )
-from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
-from toolwatch.providers.sse import SSEDecoder
+from toolwatch.providers.accumulate import Accumulator, BufferedJSONParser, RequestFields, SSEEventParser
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolResultIn, Usage
 
 __all__ = ["MessagesParser", "MessagesStreamParser", "parse_request", "parse_usage"]
 
 
 def parse_request(body: bytes) -> ParsedRequest:
     """Read what a Messages request declares and resends; never raises."""
-    req = load_request(body)
+    req = RequestFields.load(body)
     if isinstance(req, ParsedRequest):
         return req
-    problems: list[str] = []
-    tools: list[ToolDecl] = []
-    for item in as_list(req.get("tools")):
+    for item in as_list(req.body.get("tools")):
         tool = as_dict(item) or {}
-        name = as_str(tool.get("name"))
-        if name is None:
-            problems.append(f"tool declaration without a name: {snippet(compact_json(item))}")
-            continue
-        schema = tool.get("input_schema")  # server tools (web_search, bash, ...) have none
-        tools.append(ToolDecl(name, compact_json(schema) if schema is not None else None))
-    system = req.get("system")
+        # server tools (web_search, bash, ...) have no input_schema
+        req.declare(item, as_str(tool.get("name")), tool.get("input_schema"))
+    system = req.body.get("system")
     if system is not None and not isinstance(system, str | list):
-        problems.append("system is neither a string nor a list of blocks")
-
-    results: list[ToolResultIn] = []
-    prior: list[str] = []
-    first_user: str | None = None
-    reply_text: str | None = None  # the first assistant message, and its tool-call ids
-    reply_ids: tuple[str, ...] = ()
-    messages = req.get("messages")
-    if not isinstance(messages, list):
-        problems.append("messages is missing or not a list")
-        messages = []
+        req.problems.append("system is neither a string nor a list of blocks")
+    req.system.append(content_text(system, "\n"))
+    messages = req.turns("messages")
     for message in messages:
         msg = as_dict(message) or {}
         role = msg.get("role")
@@ -83,32 +66,20 @@ def parse_request(body: bytes) -> ParsedRequest:
             if role == "user" and kind == "tool_result":
                 call_id = as_str(block.get("tool_use_id"))
                 if call_id is None:
-                    problems.append("tool_result without tool_use_id")
+                    req.problems.append("tool_result without tool_use_id")
                     continue
                 flag = block.get("is_error")
                 is_error = flag if isinstance(flag, bool) else None
-                results.append(ToolResultIn(call_id, content_text(block.get("content")), is_error))
+                req.results.append(ToolResultIn(call_id, content_text(block.get("content")), is_error))
             elif role == "assistant" and kind == "tool_use" and (call_id := as_str(block.get("id"))):
                 ids.append(call_id)
-        if role == "user" and first_user is None:
-            first_user = content_text(msg.get("content"), "\n")
+        if role == "user" and req.first_user is None:
+            req.first_user = content_text(msg.get("content"), "\n")
         elif role == "assistant":
-            prior += ids
-            if reply_text is None:
-                reply_text, reply_ids = content_text(msg.get("content"), "\n"), tuple(ids)
-    return ParsedRequest(
-        model=as_str(req.get("model")),
-        stream=req.get("stream") is True,
-        tools=tuple(tools),
-        tool_results=tuple(results),
-        prior_tool_call_ids=tuple(prior),
-        message_count=len(messages),
-        error="; ".join(problems) or None,
-        system_text=content_text(system, "\n"),
-        first_user_text=first_user or "",
-        first_reply_text=reply_text,
-        first_reply_tool_ids=reply_ids,
-    )
+            req.prior += ids
+            if req.reply_text is None:
+                req.reply_text, req.reply_ids = content_text(msg.get("content"), "\n"), tuple(ids)
+    return req.result(len(messages))
 
 
 def parse_usage(value: object, base: Usage | None = None) -> Usage | None:
@@ -129,39 +100,26 @@ class MessagesParser(BufferedJSONParser):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
     def parse(self, resp: dict[str, Any]) -> ParsedResponse:
-        errors: list[str] = []
-        err = error_fields(resp)
-        if err is None and resp.get("type", "message") != "message":
-            errors.append(f"unexpected response type {snippet(str(resp.get('type')))}")
-        calls: list[ToolCallOut] = []
-        text: list[str] = []
-        skipped = 0
+        acc = Accumulator("\n", model=as_str(resp.get("model")), response_id=as_str(resp.get("id")))
+        acc.error = error_fields(resp)
+        if acc.error is None and resp.get("type", "message") != "message":
+            acc.note(f"unexpected response type {snippet(str(resp.get('type')))}")
         for item in as_list(resp.get("content")):
             block = as_dict(item) or {}
             kind = block.get("type")
             if kind == "text":
-                text.append(as_str(block.get("text")) or "")
+                acc.text.append(as_str(block.get("text")) or "")
             elif kind == "tool_use":
                 name = as_str(block.get("name"))
                 if name is None:
-                    errors.append(f"tool_use block {len(calls)} has no name")
+                    acc.note(f"tool_use block {len(acc.calls)} has no name")
                 args = compact_json(block["input"]) if "input" in block else ""
-                calls.append(ToolCallOut(len(calls), as_str(block.get("id")) or "", name or "", args))
+                acc.calls.append(ToolCallOut(len(acc.calls), as_str(block.get("id")) or "", name or "", args))
             else:
-                skipped += 1
-        return ParsedResponse(
-            model=as_str(resp.get("model")),
-            response_id=as_str(resp.get("id")),
-            tool_calls=tuple(calls),
-            finish_reason=as_str(resp.get("stop_reason")),
-            usage=parse_usage(resp.get("usage")) or Usage(),
-            text="\n".join(text),
-            error_type=err[0] if err else None,
-            error_message=err[1] if err else None,
-            complete=True,
-            errors=tuple(errors),
-            skipped=skipped,
-        )
+                acc.skipped += 1
+        acc.finish_reason = as_str(resp.get("stop_reason"))
+        acc.usage = parse_usage(resp.get("usage")) or Usage()
+        return acc.result(complete=True)
 
 
 @dataclass
@@ -184,77 +142,58 @@ class MessagesStreamParser(SSEEventParser):
     ``message_stop`` arrived. Events are told apart by their JSON ``type`` (as the SDK does)."""
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
+        super().__init__()
         self._blocks: dict[int, _Block] = {}
         self._calls: list[_Block] = []
-        self._text: list[str] = []
-        self._model: str | None = None
-        self._id: str | None = None
-        self._stop_reason: str | None = None
-        self._usage = Usage()
-        self._error: tuple[str | None, str | None] | None = None
         self._done = False
-        self._errors: list[str] = []
-        self._skipped = 0
 
-    def finish(self) -> ParsedResponse:
-        self._drain()
+    def _close(self) -> bool:
         for block in self._calls:
             if not block.stopped:
-                self._errors.append(f"tool call {block.ordinal} has no content_block_stop")
+                self._acc.note(f"tool call {block.ordinal} has no content_block_stop")
         if not self._done:
-            self._errors.append("stream ended before message_stop")
-        return ParsedResponse(
-            model=self._model,
-            response_id=self._id,
-            tool_calls=tuple(block.call() for block in self._calls),
-            finish_reason=self._stop_reason,
-            usage=self._usage,
-            text="".join(self._text),
-            error_type=self._error[0] if self._error else None,
-            error_message=self._error[1] if self._error else None,
-            complete=self._done,
-            errors=tuple(self._errors),
-            skipped=self._skipped,
-        )
+            self._acc.note("stream ended before message_stop")
+        self._acc.calls = [block.call() for block in self._calls]
+        return self._done
 
     def _event(self, name: str, data: str, done: list[ToolCallOut]) -> None:
+        acc = self._acc
         if self._done:
-            self._skipped += 1
+            acc.skipped += 1
             return
         obj, problem = loads(data)
         event = as_dict(obj)
         if event is None:
-            self._errors.append(f"{name} event data is not a JSON object ({problem}): {snippet(data)}")
+            acc.note(f"{name} event data is not a JSON object ({problem}): {snippet(data)}")
             return
         kind = as_str(event.get("type")) or name
         if kind == "message_start":
             message = as_dict(event.get("message")) or {}
-            self._model = as_str(message.get("model"))
-            self._id = as_str(message.get("id"))
-            self._usage = parse_usage(message.get("usage"), self._usage) or self._usage
+            acc.model = as_str(message.get("model"))
+            acc.response_id = as_str(message.get("id"))
+            acc.usage = parse_usage(message.get("usage"), acc.usage) or acc.usage
         elif kind in ("content_block_start", "content_block_delta", "content_block_stop"):
             self._block_event(kind, event, done)
         elif kind == "message_delta":
             delta = as_dict(event.get("delta")) or {}
-            self._stop_reason = as_str(delta.get("stop_reason")) or self._stop_reason
-            self._usage = parse_usage(event.get("usage"), self._usage) or self._usage
+            acc.finish_reason = as_str(delta.get("stop_reason")) or acc.finish_reason
+            acc.usage = parse_usage(event.get("usage"), acc.usage) or acc.usage
         elif kind == "message_stop":
             self._done = True
         elif kind == "error":
-            self._error = error_fields(event) or (None, None)
+            acc.error = error_fields(event) or (None, None)
         elif kind != "ping":
-            self._skipped += 1
+            acc.skipped += 1
 
     def _block_event(self, kind: str, event: dict[str, Any], done: list[ToolCallOut]) -> None:
         index = as_int(event.get("index"))
         if index is None:
-            self._errors.append(f"{kind} without an index")
+            self._acc.note(f"{kind} without an index")
             return
         block = self._blocks.get(index)
         if kind == "content_block_start":
             if block is not None:
-                self._errors.append(f"content block {index} started twice")
+                self._acc.note(f"content block {index} started twice")
                 return
             start = as_dict(event.get("content_block")) or {}
             block = self._blocks[index] = _Block(as_str(start.get("type")) or "")
@@ -266,14 +205,14 @@ class MessagesStreamParser(SSEEventParser):
                 block.start_input = compact_json(start_input) if start_input is not None else ""
                 self._calls.append(block)
             elif block.kind == "text":
-                if self._text:  # blocks are joined by "\n", as the request fields join them
-                    self._text.append("\n")
-                self._text.append(as_str(start.get("text")) or "")
+                if self._acc.text:  # blocks are joined by "\n", as the request fields join them
+                    self._acc.text.append("\n")
+                self._acc.text.append(as_str(start.get("text")) or "")
             else:
-                self._skipped += 1
+                self._acc.skipped += 1
             return
         if block is None:
-            self._errors.append(f"{kind} for content block {index}, which never started")
+            self._acc.note(f"{kind} for content block {index}, which never started")
             return
         if kind == "content_block_stop":
             if block.kind == "tool_use" and not block.stopped:
@@ -283,10 +222,10 @@ class MessagesStreamParser(SSEEventParser):
         delta = as_dict(event.get("delta")) or {}
         delta_kind = delta.get("type")
         if block.stopped:
-            self._errors.append(f"delta for content block {index} after its content_block_stop")
+            self._acc.note(f"delta for content block {index} after its content_block_stop")
         if block.kind == "text" and delta_kind == "text_delta":
-            self._text.append(as_str(delta.get("text")) or "")
+            self._acc.text.append(as_str(delta.get("text")) or "")
         elif block.kind == "tool_use" and delta_kind == "input_json_delta":
             block.parts.append(as_str(delta.get("partial_json")) or "")
         elif block.kind in ("text", "tool_use"):
-            self._skipped += 1  # e.g. citations_delta; deltas of skipped blocks are not counted again
+            self._acc.skipped += 1  # e.g. citations_delta; deltas of skipped blocks are not counted again

@@ -99,7 +99,10 @@ class ZstdDecoder:
             raise DecodeError(str(e)) from e
 
     def flush(self) -> bytes:
-        return bytes(self._decompressor.flush())
+        try:
+            return bytes(self._decompressor.flush())
+        except zstandard.ZstdError:  # the frame was complete: nothing is left
+            return b""
 
 
 class MultiDecoder:
@@ -116,7 +119,7 @@ class MultiDecoder:
     def flush(self) -> bytes:
         data = b""
         for child in self.children:
-            data = child.decode(data) + child.flush()
+            data = (child.decode(data) if data else b"") + child.flush()
         return data
 
 
@@ -142,9 +145,25 @@ def decoder_for(encoding: str | None) -> ContentDecoder:
     return children[0] if len(children) == 1 else MultiDecoder(children)
 
 
-def decode_body(data: bytes, encoding: str | None) -> bytes:
-    """A whole body decoded (what arrived of it, when it was cut short)."""
+MAX_DECODED = 128 * 1024 * 1024  # a compression bomb stops here instead of exhausting the recorder's memory
+_STEP = 64 * 1024  # input fed at a time: one step expands to at most ~64 MiB (gzip's ratio is ~1000:1)
+
+
+def decode_body(data: bytes, encoding: str | None, limit: int = MAX_DECODED) -> bytes:
+    """A whole body decoded (what arrived of it, when it was cut short). Raises DecodeError past ``limit``."""
     if not data:
         return data
     decoder = decoder_for(encoding)
-    return decoder.decode(data) + decoder.flush()
+    if isinstance(decoder, IdentityDecoder):
+        return data
+    out: list[bytes] = []
+    size = 0
+    view = memoryview(data)
+    for start in range(0, len(data), _STEP):
+        piece = decoder.decode(bytes(view[start : start + _STEP]))
+        size += len(piece)
+        if size > limit:
+            raise DecodeError(f"the decoded body is larger than {limit} bytes: not parsed")
+        out.append(piece)
+    out.append(decoder.flush())
+    return b"".join(out)

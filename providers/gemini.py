@@ -33,15 +33,16 @@ with "" in both, as streamed text arrives in pieces.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
-from toolwatch.providers._wire import as_dict, as_int, as_list, as_str, compact_json, load_request, loads, snippet
+from toolwatch.providers._wire import as_dict, as_int, as_list, as_str, compact_json, loads, snippet
+from toolwatch.providers.accumulate import Accumulator, RequestFields, SSEEventParser
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
 from toolwatch.providers.jsonstream import ObjectSplitter
-from toolwatch.providers.sse import SSEDecoder
 
 __all__ = [
     "GeminiParser",
@@ -119,25 +120,56 @@ class _TurnCalls:
         self.anchor = self.anchor or _signature(part) or ""
 
 
-def _tool_decls(tools: list[Any], problems: list[str]) -> list[ToolDecl]:
-    decls: list[ToolDecl] = []
-    for entry in tools:
+class _Unanswered:
+    """The calls of one name in a model turn that no functionResponse has answered yet, in order. A
+    response with an id answers that call, one without answers the earliest (a list would do, but its
+    ``remove`` and ``pop(0)`` made a request resending 25,000 calls take 10 s)."""
+
+    def __init__(self) -> None:
+        self._order: deque[str] = deque()
+        self._left: dict[str, int] = {}  # unanswered calls by id
+        self._answered: dict[str, int] = {}  # calls answered by id that ``_order`` still holds
+
+    def add(self, call_id: str) -> None:
+        self._order.append(call_id)
+        self._left[call_id] = self._left.get(call_id, 0) + 1
+
+    def answer(self, call_id: str) -> None:
+        """The earliest unanswered call with this id (if any) is answered."""
+        if self._left.get(call_id, 0) > 0:
+            self._left[call_id] -= 1
+            self._answered[call_id] = self._answered.get(call_id, 0) + 1
+
+    def first(self) -> str | None:
+        """The id of the earliest unanswered call, now answered; None if every call is."""
+        while self._order:
+            call_id = self._order.popleft()
+            if self._answered.get(call_id, 0) > 0:  # the earliest calls of an id are those answered by it
+                self._answered[call_id] -= 1
+                continue
+            self._left[call_id] -= 1
+            return call_id
+        return None
+
+
+def _declare(req: RequestFields) -> None:
+    """Function declarations, with their schema; built-in tools (``googleSearch``, ...) by their kind."""
+    for entry in as_list(req.body.get("tools")):
         tool = as_dict(entry) or {}
         for key, value in tool.items():
             if key not in ("functionDeclarations", "function_declarations"):
-                decls.append(ToolDecl(key))  # googleSearch, codeExecution, ...: declared by their kind
+                req.tools.append(ToolDecl(key))  # googleSearch, codeExecution, ...: declared by their kind
                 continue
             for item in as_list(value):
                 fn = as_dict(item) or {}
                 name = as_str(fn.get("name"))
-                if name is None:
-                    problems.append(f"function declaration without a name: {snippet(compact_json(item))}")
-                    continue
                 schema = _get(fn, "parametersJsonSchema", "parameters_json_schema")
-                if schema is None and fn.get("parameters") is not None:
-                    schema = _lower_types(fn.get("parameters"))
-                decls.append(ToolDecl(name, compact_json(schema) if schema is not None else None))
-    return decls
+                if name is not None and schema is None and fn.get("parameters") is not None:
+                    try:
+                        schema = _lower_types(fn.get("parameters"))
+                    except RecursionError:  # nested near the JSON parser's own limit: kept as sent
+                        schema = fn.get("parameters")
+                req.declare(item, name, schema, what="function declaration")
 
 
 def _result(response: object) -> tuple[str, bool | None]:
@@ -154,28 +186,18 @@ def _result(response: object) -> tuple[str, bool | None]:
 def parse_request(body: bytes, stream: bool = False) -> ParsedRequest:
     """Read what a generateContent request declares and resends; never raises. ``stream`` is set by the
     endpoint (``streamGenerateContent``), since the body does not say."""
-    req = load_request(body)
+    req = RequestFields.load(body)
     if isinstance(req, ParsedRequest):
         return replace(req, stream=stream)
-    problems: list[str] = []
-    tools = _tool_decls(as_list(req.get("tools")), problems)
-    system = _text(_parts(_get(req, "systemInstruction", "system_instruction")), "\n")
-
-    results: list[ToolResultIn] = []
-    prior: list[str] = []
-    first_user: str | None = None
-    reply_text: str | None = None
-    reply_ids: tuple[str, ...] = ()
-    answered: dict[str, list[str]] = {}  # name -> ids of the previous model turn's calls, not yet answered
-    contents = req.get("contents")
-    if not isinstance(contents, list):
-        problems.append("contents is missing or not a list")
-        contents = []
+    _declare(req)
+    req.system.append(_text(_parts(_get(req.body, "systemInstruction", "system_instruction")), "\n"))
+    answered: defaultdict[str, _Unanswered] = defaultdict(_Unanswered)  # the last model turn's calls, by name
+    contents = req.turns("contents")
     for entry in contents:
         content = as_dict(entry) or {}
         parts = _parts(content)
         if content.get("role") == "model":
-            turn, ids, answered = _TurnCalls(), [], {}
+            turn, ids, answered = _TurnCalls(), [], defaultdict(_Unanswered)
             for part in parts:
                 call = as_dict(_get(part, "functionCall", "function_call"))
                 if call is None:
@@ -183,40 +205,29 @@ def parse_request(body: bytes, stream: bool = False) -> ParsedRequest:
                     continue
                 call_id = turn.call_id(part, call)
                 ids.append(call_id)
-                answered.setdefault(as_str(call.get("name")) or "", []).append(call_id)
-            prior += ids
-            if reply_text is None and first_user is not None:
-                reply_text, reply_ids = _text(parts), tuple(ids)
+                answered[as_str(call.get("name")) or ""].add(call_id)
+            req.prior += ids
+            if req.reply_text is None and req.first_user is not None:
+                req.reply_text, req.reply_ids = _text(parts), tuple(ids)
             continue
         responses = [r for p in parts if (r := as_dict(_get(p, "functionResponse", "function_response")))]
         for response in responses:
             name = as_str(response.get("name")) or ""
-            queue = answered.get(name, [])
+            calls = answered.get(name)
             answers = as_str(response.get("id"))
-            if answers and answers in queue:
-                queue.remove(answers)
-            elif not answers and queue:
-                answers = queue.pop(0)
-            elif not answers:
-                problems.append(f"functionResponse {snippet(name)} answers no call of the turn before it")
-                answers = synthetic_call_id("result", len(results), name, response.get("response"))
+            if answers:
+                if calls is not None:
+                    calls.answer(answers)
+            elif calls is not None and (first := calls.first()) is not None:
+                answers = first
+            else:
+                req.problems.append(f"functionResponse {snippet(name)} answers no call of the turn before it")
+                answers = synthetic_call_id("result", len(req.results), name, response.get("response"))
             text, is_error = _result(response.get("response"))
-            results.append(ToolResultIn(answers, text, is_error))
-        if first_user is None and not responses:
-            first_user = _text(parts, "\n")
-    return ParsedRequest(
-        model=as_str(req.get("model")),
-        stream=stream,
-        tools=tuple(tools),
-        tool_results=tuple(results),
-        prior_tool_call_ids=tuple(prior),
-        message_count=len(contents),
-        error="; ".join(problems) or None,
-        system_text=system,
-        first_user_text=first_user or "",
-        first_reply_text=reply_text,
-        first_reply_tool_ids=reply_ids,
-    )
+            req.results.append(ToolResultIn(answers, text, is_error))
+        if req.first_user is None and not responses:
+            req.first_user = _text(parts, "\n")
+    return req.result(len(contents), stream=stream)
 
 
 def parse_stream_request(body: bytes) -> ParsedRequest:
@@ -254,26 +265,17 @@ def gemini_error(obj: dict[str, Any]) -> tuple[str | None, str | None] | None:
 
 
 @dataclass
-class _Accumulator:
+class _Chunks(Accumulator):
     """Candidate 0 over the chunks of one response (a whole body is one chunk)."""
 
-    calls: list[ToolCallOut] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
     turn: _TurnCalls = field(default_factory=_TurnCalls)
-    model: str | None = None
-    response_id: str | None = None
-    finish_reason: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    error: tuple[str | None, str | None] | None = None
-    errors: list[str] = field(default_factory=list)
-    skipped: int = 0
     chunks: int = 0
 
     def chunk(self, data: str | bytes) -> list[ToolCallOut]:
         obj, problem = loads(data)
         resp = as_dict(obj)
         if resp is None:
-            self.errors.append(f"chunk is not a JSON object ({problem}): {snippet(data)}")
+            self.note(f"chunk is not a JSON object ({problem}): {snippet(data)}")
             return []
         self.chunks += 1
         err = gemini_error(resp)
@@ -292,8 +294,7 @@ class _Accumulator:
         for entry in candidates:
             candidate = as_dict(entry) or {}
             if as_int(candidate.get("index")) not in (None, 0):
-                if "candidates other than index 0 ignored" not in self.errors:
-                    self.errors.append("candidates other than index 0 ignored")
+                self.note_once("candidates other than index 0 ignored")
                 continue
             self.finish_reason = as_str(_get(candidate, "finishReason", "finish_reason")) or self.finish_reason
             for part in _parts(candidate.get("content")):
@@ -305,7 +306,7 @@ class _Accumulator:
         if call is not None:
             name = as_str(call.get("name"))
             if name is None:
-                self.errors.append(f"function call {len(self.calls)} has no name")
+                self.note(f"function call {len(self.calls)} has no name")
             args = call["args"] if "args" in call else {}
             out = ToolCallOut(len(self.calls), self.turn.call_id(part, call), name or "", compact_json(args))
             self.calls.append(out)
@@ -317,21 +318,6 @@ class _Accumulator:
             self.skipped += 1  # a thought, inline data, executable code, ...
         return []
 
-    def result(self, complete: bool, notes: list[str]) -> ParsedResponse:
-        return ParsedResponse(
-            model=self.model,
-            response_id=self.response_id,
-            tool_calls=tuple(self.calls),
-            finish_reason=self.finish_reason,
-            usage=self.usage,
-            text="".join(self.text),
-            error_type=self.error[0] if self.error else None,
-            error_message=self.error[1] if self.error else None,
-            complete=complete,
-            errors=tuple(self.errors + notes),
-            skipped=self.skipped,
-        )
-
 
 class GeminiParser:
     """A JSON body: one response object (``generateContent``), or the JSON array of chunks that
@@ -340,7 +326,7 @@ class GeminiParser:
 
     def __init__(self) -> None:
         self._split = ObjectSplitter()
-        self._acc = _Accumulator()
+        self._acc = _Chunks()
 
     def feed(self, chunk: bytes) -> list[ToolCallOut]:
         found: list[ToolCallOut] = []
@@ -354,28 +340,25 @@ class GeminiParser:
         if not split.objects and not notes:
             notes.append("response body holds no JSON object")
         complete = split.array_closed if split.array_opened else split.objects == 1 and not notes
-        return self._acc.result(complete, notes)
+        self._acc.errors += notes
+        return self._acc.result(complete)
 
 
-class GeminiStreamParser:
+class GeminiStreamParser(SSEEventParser):
     """``alt=sse``: each ``data:`` event is a response chunk. ``complete`` means a chunk carried a finish
     reason (or a prompt block reason); the stream has no other end marker."""
 
+    _acc: _Chunks
+
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
-        self._acc = _Accumulator()
+        super().__init__()
+        self._acc = _Chunks()
 
-    def feed(self, chunk: bytes) -> list[ToolCallOut]:
-        found: list[ToolCallOut] = []
-        for event in self._sse.feed(chunk):
-            found += self._acc.chunk(event.data)
-        return found
+    def _event(self, name: str, data: str, done: list[ToolCallOut]) -> None:
+        done += self._acc.chunk(data)
 
-    def finish(self) -> ParsedResponse:
-        for event in self._sse.flush():
-            self._acc.chunk(event.data)
-        notes = self._sse.notes()
+    def _close(self) -> bool:
         complete = self._acc.finish_reason is not None
         if not complete and self._acc.error is None:
-            notes.append("stream ended before a chunk with a finish reason")
-        return self._acc.result(complete, notes)
+            self._acc.note("stream ended before a chunk with a finish reason")
+        return complete

@@ -17,8 +17,11 @@ import re
 __all__ = ["ObjectSplitter"]
 
 _STRUCT = re.compile(rb'["{}\[\]]')
-_IN_STRING = re.compile(rb'["\\]')
+# the rest of a string: plain bytes and whole escapes, stopping at its closing quote, at a backslash that
+# ends the chunk, or at the chunk's end (possessive, so a megabyte of escapes is one C-speed match)
+_STRING_BODY = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+', re.S)
 _OUTSIDE = re.compile(rb"[^\s\[\],]")
+_GARBAGE = re.compile(rb"[^\s\[\],{]+")  # a run of bytes outside any object that cannot start one
 
 
 class ObjectSplitter:
@@ -56,22 +59,27 @@ class ObjectSplitter:
         while pos < len(chunk):
             match = _OUTSIDE.search(chunk, pos)
             end = match.start() if match else len(chunk)
-            for byte in chunk[pos:end]:
-                if byte == 0x5B:  # [
-                    if self.array_opened:
-                        self.garbage_bytes += 1
-                    self.array_opened = True
-                elif byte == 0x5D:  # ]
-                    self.array_closed = self.array_opened
+            self._punctuation(chunk[pos:end])
             if match is None:
                 return len(chunk)
             if chunk[end] == 0x7B:  # {
                 self._depth = 1
                 self._buf += b"{"
                 return end + 1
-            self.garbage_bytes += 1
-            pos = end + 1
+            garbage = _GARBAGE.match(chunk, end)
+            pos = garbage.end() if garbage else end + 1
+            self.garbage_bytes += pos - end
         return pos
+
+    def _punctuation(self, run: bytes) -> None:
+        """Whitespace and array punctuation: the first ``[`` opens the array (another is garbage), and
+        a ``]`` closes it if it is open by then."""
+        opened, first_open, last_close = self.array_opened, run.find(b"["), run.rfind(b"]")
+        if first_open >= 0:
+            self.garbage_bytes += run.count(b"[") - (0 if opened else 1)
+            self.array_opened = True
+        if last_close >= 0:
+            self.array_closed = opened or 0 <= first_open < last_close
 
     def _inside(self, chunk: bytes, pos: int) -> int:
         """Inside an object: return the position after its closing brace, or the chunk's end."""
@@ -81,14 +89,15 @@ class ObjectSplitter:
                     self._escape = False
                     pos += 1
                     continue
-                match = _IN_STRING.search(chunk, pos)
-                if match is None:
-                    return len(chunk)
-                pos = match.end()
-                if match.group() == b"\\":
+                match = _STRING_BODY.match(chunk, pos)
+                pos = match.end() if match else pos
+                if pos == len(chunk):
+                    return pos
+                if chunk[pos] == 0x5C:  # \ ending the chunk: the byte it escapes comes with the next one
                     self._escape = True
                 else:
                     self._in_string = False
+                pos += 1
                 continue
             match = _STRUCT.search(chunk, pos)
             if match is None:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolwatch.providers._wire import (
-    BufferedJSONParser,
-    SSEEventParser,
     as_dict,
     as_int,
     as_list,
@@ -28,75 +26,47 @@ from toolwatch.providers._wire import (
     compact_json,
     content_text,
     error_fields,
-    load_request,
     loads,
     snippet,
 )
-from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
-from toolwatch.providers.sse import SSEDecoder
+from toolwatch.providers.accumulate import Accumulator, BufferedJSONParser, RequestFields, SSEEventParser
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolResultIn, Usage
 
 __all__ = ["ChatCompletionParser", "ChatCompletionStreamParser", "parse_request", "parse_usage"]
 
 
 def parse_request(body: bytes) -> ParsedRequest:
     """Read what a Chat Completions request declares and resends; never raises."""
-    req = load_request(body)
+    req = RequestFields.load(body)
     if isinstance(req, ParsedRequest):
         return req
-    problems: list[str] = []
-    tools: list[ToolDecl] = []
-    specs = [(t, _tool_spec(t)) for t in as_list(req.get("tools"))]
-    specs += [(f, f) for f in as_list(req.get("functions"))]  # the legacy form of ``tools``
+    specs = [(t, _tool_spec(t)) for t in as_list(req.body.get("tools"))]
+    specs += [(f, f) for f in as_list(req.body.get("functions"))]  # the legacy form of ``tools``
     for item, found in specs:
         spec = found if isinstance(found, dict) else {}
-        name = as_str(spec.get("name"))
-        if name is None:
-            problems.append(f"tool declaration without a name: {snippet(compact_json(item))}")
-            continue
-        schema = spec.get("parameters")  # custom (free-form) tools have a grammar, not a schema
-        tools.append(ToolDecl(name, compact_json(schema) if schema is not None else None))
-
-    results: list[ToolResultIn] = []
-    prior: list[str] = []
-    system: list[str] = []  # the leading system/developer messages: later ones are reminders, not identity
-    first_user: str | None = None
-    reply_text: str | None = None  # the first assistant message, and its tool-call ids
-    reply_ids: tuple[str, ...] = ()
-    messages = req.get("messages")
-    if not isinstance(messages, list):
-        problems.append("messages is missing or not a list")
-        messages = []
+        # custom (free-form) tools have a grammar, not a schema
+        req.declare(item, as_str(spec.get("name")), spec.get("parameters"))
+    messages = req.turns("messages")
     for message in messages:
         msg = as_dict(message) or {}
         role = msg.get("role")
-        if role in ("system", "developer") and first_user is None and reply_text is None:
-            system.append(content_text(msg.get("content"), "\n"))
-        elif role == "user" and first_user is None:
-            first_user = content_text(msg.get("content"), "\n")
+        # the leading system/developer messages only: later ones are reminders, not the session's identity
+        if role in ("system", "developer") and req.first_user is None and req.reply_text is None:
+            req.system.append(content_text(msg.get("content"), "\n"))
+        elif role == "user" and req.first_user is None:
+            req.first_user = content_text(msg.get("content"), "\n")
         elif role == "tool":
             call_id = as_str(msg.get("tool_call_id"))
             if call_id is None:
-                problems.append("tool message without tool_call_id")
+                req.problems.append("tool message without tool_call_id")
                 continue
-            results.append(ToolResultIn(call_id, content_text(msg.get("content"))))
+            req.results.append(ToolResultIn(call_id, content_text(msg.get("content"))))
         elif role == "assistant":
             ids = [i for c in as_list(msg.get("tool_calls")) if (i := as_str((as_dict(c) or {}).get("id")))]
-            prior += ids
-            if reply_text is None:
-                reply_text, reply_ids = content_text(msg.get("content"), "\n"), tuple(ids)
-    return ParsedRequest(
-        model=as_str(req.get("model")),
-        stream=req.get("stream") is True,
-        tools=tuple(tools),
-        tool_results=tuple(results),
-        prior_tool_call_ids=tuple(prior),
-        message_count=len(messages),
-        error="; ".join(problems) or None,
-        system_text="\n".join(system),
-        first_user_text=first_user or "",
-        first_reply_text=reply_text,
-        first_reply_tool_ids=reply_ids,
-    )
+            req.prior += ids
+            if req.reply_text is None:
+                req.reply_text, req.reply_ids = content_text(msg.get("content"), "\n"), tuple(ids)
+    return req.result(len(messages))
 
 
 def _tool_spec(item: object) -> object:
@@ -133,38 +103,29 @@ class ChatCompletionParser(BufferedJSONParser):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
     def parse(self, resp: dict[str, Any]) -> ParsedResponse:
-        errors: list[str] = []
-        err = error_fields(resp)
+        acc = Accumulator(model=as_str(resp.get("model")), response_id=as_str(resp.get("id")))
+        acc.error = error_fields(resp)
         choices = as_list(resp.get("choices"))
         choice = as_dict(choices[0]) if choices else None
         if len(choices) > 1:
-            errors.append(f"{len(choices)} choices: only choice 0 recorded")
-        if choice is None and err is None:
-            errors.append("response has no choices")
+            acc.note(f"{len(choices)} choices: only choice 0 recorded")
+        if choice is None and acc.error is None:
+            acc.note("response has no choices")
         message = as_dict((choice or {}).get("message")) or {}
-        calls: list[ToolCallOut] = []
         for index, item in enumerate(as_list(message.get("tool_calls"))):
             call = as_dict(item) or {}
             name, args = _call_parts(call)
             if name is None:
-                errors.append(f"tool call {index} has no name")
-            calls.append(ToolCallOut(index, as_str(call.get("id")) or "", name or "", args or ""))
+                acc.note(f"tool call {index} has no name")
+            acc.calls.append(ToolCallOut(index, as_str(call.get("id")) or "", name or "", args or ""))
         legacy = as_dict(message.get("function_call"))
-        if legacy is not None and not calls:
+        if legacy is not None and not acc.calls:
             name, args = _call_parts({"function": legacy})
-            calls.append(ToolCallOut(0, "", name or "", args or ""))
-        return ParsedResponse(
-            model=as_str(resp.get("model")),
-            response_id=as_str(resp.get("id")),
-            tool_calls=tuple(calls),
-            finish_reason=as_str((choice or {}).get("finish_reason")),
-            usage=parse_usage(resp.get("usage")) or Usage(),
-            text=content_text(message.get("content")),
-            error_type=err[0] if err else None,
-            error_message=err[1] if err else None,
-            complete=True,
-            errors=tuple(errors),
-        )
+            acc.calls.append(ToolCallOut(0, "", name or "", args or ""))
+        acc.finish_reason = as_str((choice or {}).get("finish_reason"))
+        acc.usage = parse_usage(resp.get("usage")) or Usage()
+        acc.text.append(content_text(message.get("content")))
+        return acc.result(complete=True)
 
 
 @dataclass
@@ -172,7 +133,6 @@ class _OpenCall:
     id: str = ""
     name: str = ""
     parts: list[str] = field(default_factory=list)
-    reported: bool = False
 
 
 class ChatCompletionStreamParser(SSEEventParser):
@@ -184,82 +144,58 @@ class ChatCompletionStreamParser(SSEEventParser):
     """
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
+        super().__init__()
         self._calls: dict[int, _OpenCall] = {}
+        self._open: dict[int, _OpenCall] = {}  # the calls not reported yet
         self._current: int | None = None
-        self._text: list[str] = []
-        self._model: str | None = None
-        self._id: str | None = None
-        self._finish_reason: str | None = None
-        self._usage = Usage()
-        self._error: tuple[str | None, str | None] | None = None
         self._done = False
-        self._errors: list[str] = []
-        self._skipped = 0
 
-    def finish(self) -> ParsedResponse:
-        done: list[ToolCallOut] = []
-        for event in self._sse.flush():
-            self._event(event.event, event.data, done)
-        self._close_calls(None, done)
-        self._errors += self._sse.notes()
+    def _close(self) -> bool:
+        self._close_calls([])
         if not self._done:
-            self._errors.append("stream ended before data: [DONE]")
-        return ParsedResponse(
-            model=self._model,
-            response_id=self._id,
-            tool_calls=tuple(self._out(i, c) for i, c in sorted(self._calls.items())),
-            finish_reason=self._finish_reason,
-            usage=self._usage,
-            text="".join(self._text),
-            error_type=self._error[0] if self._error else None,
-            error_message=self._error[1] if self._error else None,
-            complete=self._done,
-            errors=tuple(self._errors),
-            skipped=self._skipped,
-        )
+            self._acc.note("stream ended before data: [DONE]")
+        self._acc.calls = [self._out(i, c) for i, c in sorted(self._calls.items())]
+        return self._done
 
     def _event(self, name: str, data: str, done: list[ToolCallOut]) -> None:
+        acc = self._acc
         if self._done or name not in ("message", "error"):
-            self._skipped += 1
+            acc.skipped += 1
             return
         if data == "[DONE]":
             self._done = True
-            self._close_calls(None, done)
+            self._close_calls(done)
             return
         obj, problem = loads(data)
         chunk = as_dict(obj)
         if chunk is None:
-            self._errors.append(f"event data is not a JSON object ({problem}): {snippet(data)}")
+            acc.note(f"event data is not a JSON object ({problem}): {snippet(data)}")
             return
         err = error_fields(chunk)
         if err is not None:
-            self._error = err
+            acc.error = err
             return
         if chunk.get("object", "chat.completion.chunk") != "chat.completion.chunk":
-            self._skipped += 1
+            acc.skipped += 1
             return
-        self._model = self._model or as_str(chunk.get("model"))
-        self._id = self._id or as_str(chunk.get("id"))
-        usage = parse_usage(chunk.get("usage"))
-        if usage is not None:
-            self._usage = usage
+        acc.model = acc.model or as_str(chunk.get("model"))
+        acc.response_id = acc.response_id or as_str(chunk.get("id"))
+        acc.usage = parse_usage(chunk.get("usage")) or acc.usage
         for item in as_list(chunk.get("choices")):
             choice = as_dict(item) or {}
             if choice.get("index", 0) != 0:
-                if "choices other than index 0 ignored" not in self._errors:
-                    self._errors.append("choices other than index 0 ignored")
+                acc.note_once("choices other than index 0 ignored")
                 continue
             self._delta(as_dict(choice.get("delta")) or {}, done)
             reason = as_str(choice.get("finish_reason"))
             if reason is not None:
-                self._finish_reason = reason
-                self._close_calls(None, done)
+                acc.finish_reason = reason
+                self._close_calls(done)
 
     def _delta(self, delta: dict[str, Any], done: list[ToolCallOut]) -> None:
         content = as_str(delta.get("content"))
         if content:
-            self._text.append(content)
+            self._acc.text.append(content)
         calls = as_list(delta.get("tool_calls"))
         legacy = as_dict(delta.get("function_call"))
         if legacy is not None and not calls:
@@ -267,7 +203,7 @@ class ChatCompletionStreamParser(SSEEventParser):
         for item in calls:
             call = as_dict(item)
             if call is None:
-                self._errors.append(f"tool call delta is not an object: {snippet(compact_json(item))}")
+                self._acc.note(f"tool call delta is not an object: {snippet(compact_json(item))}")
                 continue
             index = as_int(call.get("index"))
             if index is None:  # some compatible servers omit it: a new id means a new call
@@ -279,13 +215,11 @@ class ChatCompletionStreamParser(SSEEventParser):
                     index = current + 1 if new_id and new_id != self._calls[current].id else current
             open_call = self._calls.get(index)
             if open_call is None:
-                self._close_calls(index, done)
-                open_call = self._calls[index] = _OpenCall()
+                self._close_calls(done)  # a new index: the earlier calls are complete
+                open_call = self._calls[index] = self._open[index] = _OpenCall()
             self._current = index
-            if open_call.reported:
-                note = f"tool call {index} received a delta after it was reported complete"
-                if note not in self._errors:
-                    self._errors.append(note)
+            if index not in self._open:
+                self._acc.note_once(f"tool call {index} received a delta after it was reported complete")
             call_id = as_str(call.get("id"))
             name, args = _call_parts(call)
             if call_id and not open_call.id:
@@ -295,12 +229,10 @@ class ChatCompletionStreamParser(SSEEventParser):
             if args:
                 open_call.parts.append(args)
 
-    def _close_calls(self, keep: int | None, done: list[ToolCallOut]) -> None:
-        """Report every open call except ``keep`` (the index that is starting)."""
-        for index, call in sorted(self._calls.items()):
-            if index != keep and not call.reported:
-                call.reported = True
-                done.append(self._out(index, call))
+    def _close_calls(self, done: list[ToolCallOut]) -> None:
+        """Report every call not reported yet, in index order (one is open at a time, normally)."""
+        for index in sorted(self._open):
+            done.append(self._out(index, self._open.pop(index)))
 
     @staticmethod
     def _out(index: int, call: _OpenCall) -> ToolCallOut:

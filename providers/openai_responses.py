@@ -25,21 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolwatch.providers._wire import (
-    BufferedJSONParser,
-    SSEEventParser,
-    as_dict,
-    as_int,
-    as_list,
-    as_str,
-    compact_json,
-    error_fields,
-    load_request,
-    loads,
-    snippet,
-)
-from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
-from toolwatch.providers.sse import SSEDecoder
+from toolwatch.providers._wire import as_dict, as_int, as_list, as_str, compact_json, error_fields, loads, snippet
+from toolwatch.providers.accumulate import Accumulator, BufferedJSONParser, RequestFields, SSEEventParser
+from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolResultIn, Usage
 
 __all__ = ["ResponsesParser", "ResponsesStreamParser", "parse_request", "parse_usage"]
 
@@ -93,23 +81,17 @@ def _item_kind(item: dict[str, Any]) -> str | None:
 
 def parse_request(body: bytes) -> ParsedRequest:
     """Read what a Responses request declares and resends; never raises."""
-    req = load_request(body)
+    req = RequestFields.load(body)
     if isinstance(req, ParsedRequest):
         return req
-    problems: list[str] = []
-    tools: list[ToolDecl] = []
-    for item in as_list(req.get("tools")):
+    for item in as_list(req.body.get("tools")):
         tool = as_dict(item) or {}
         kind = as_str(tool.get("type"))
         # hosted tools (web_search, file_search, mcp, ...) have no name: they are declared by their type
         name = as_str(tool.get("name")) if kind in ("function", "custom", None) else kind
-        if name is None:
-            problems.append(f"tool declaration without a name: {snippet(compact_json(item))}")
-            continue
-        schema = tool.get("parameters") if kind == "function" else None
-        tools.append(ToolDecl(name, compact_json(schema) if schema is not None else None))
+        req.declare(item, name, tool.get("parameters") if kind == "function" else None)
 
-    raw_input = req.get("input")
+    raw_input = req.body.get("input")
     items: list[Any]
     if isinstance(raw_input, str):
         items = [{"type": "message", "role": "user", "content": raw_input}]
@@ -118,12 +100,10 @@ def parse_request(body: bytes) -> ParsedRequest:
     else:
         items = []
         if raw_input is not None:
-            problems.append("input is neither a string nor a list of items")
+            req.problems.append("input is neither a string nor a list of items")
 
-    results: list[ToolResultIn] = []
-    prior: list[str] = []
-    system: list[str] = [t] if (t := as_str(req.get("instructions"))) else []
-    first_user: str | None = None
+    if instructions := as_str(req.body.get("instructions")):
+        req.system.append(instructions)
     reply: list[str] | None = None  # the first run of assistant items after the first user message
     reply_ids: list[str] = []
     reply_open = False
@@ -133,23 +113,23 @@ def parse_request(body: bytes) -> ParsedRequest:
         role = item.get("role")
         call_id: str | None = None
         assistant = (kind == "message" and role == "assistant") or kind in CALL_ITEMS
-        if kind == "message" and role in ("system", "developer") and first_user is None and reply is None:
-            system.append(parts_text(item.get("content")))
-        elif kind == "message" and role == "user" and first_user is None:
-            first_user = parts_text(item.get("content"))
+        if kind == "message" and role in ("system", "developer") and req.first_user is None and reply is None:
+            req.system.append(parts_text(item.get("content")))
+        elif kind == "message" and role == "user" and req.first_user is None:
+            req.first_user = parts_text(item.get("content"))
         if kind in CALL_ITEMS:
             call_id = as_str(item.get("call_id"))
             if call_id is None:
-                problems.append(f"{kind} item without call_id")
+                req.problems.append(f"{kind} item without call_id")
             else:
-                prior.append(call_id)
+                req.prior.append(call_id)
         elif kind in RESULT_ITEMS:
             call_id = as_str(item.get("call_id"))
             if call_id is None:
-                problems.append(f"{kind} item without call_id")
+                req.problems.append(f"{kind} item without call_id")
             else:
-                results.append(ToolResultIn(call_id, _output_text(item.get("output"))))
-        if assistant and first_user is not None and (reply is None or reply_open):
+                req.results.append(ToolResultIn(call_id, _output_text(item.get("output"))))
+        if assistant and req.first_user is not None and (reply is None or reply_open):
             if reply is None:
                 reply, reply_open = [], True
             if kind == "message":
@@ -158,22 +138,9 @@ def parse_request(body: bytes) -> ParsedRequest:
                 reply_ids.append(call_id)
         elif kind != "reasoning":  # reasoning items sit inside a run of assistant items
             reply_open = False
-    previous = as_str(req.get("previous_response_id"))
-    opening = previous is None
-    return ParsedRequest(
-        model=as_str(req.get("model")),
-        stream=req.get("stream") is True,
-        tools=tuple(tools),
-        tool_results=tuple(results),
-        prior_tool_call_ids=tuple(prior),
-        message_count=len(items),
-        error="; ".join(problems) or None,
-        system_text="\n".join(system) if opening else "",
-        first_user_text=(first_user or "") if opening else "",
-        first_reply_text="\n".join(reply) if opening and reply is not None else None,
-        first_reply_tool_ids=tuple(reply_ids) if opening else (),
-        previous_response_id=previous,
-    )
+    if reply is not None:
+        req.reply_text, req.reply_ids = "\n".join(reply), tuple(reply_ids)
+    return req.result(len(items), previous_response_id=as_str(req.body.get("previous_response_id")))
 
 
 def parse_usage(value: object) -> Usage | None:
@@ -200,54 +167,34 @@ def _finish_reason(resp: dict[str, Any]) -> str | None:
     return reason or status
 
 
-@dataclass
-class _Output:
-    """What a response object's ``output`` list holds."""
-
-    calls: list[ToolCallOut] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def _read_output(items: list[Any]) -> _Output:
-    out = _Output()
+def _read_output(items: list[Any], acc: Accumulator) -> None:
+    """The tool calls, message text and skipped items of a response object's ``output`` list."""
     for entry in items:
         item = as_dict(entry) or {}
         kind = as_str(item.get("type"))
         if kind == "message":
-            out.texts.append(parts_text(item.get("content")))
+            acc.text.append(parts_text(item.get("content")))
         elif kind in CALL_ITEMS:
-            call = _call_of(item, len(out.calls))
+            call = _call_of(item, len(acc.calls))
             if not call.name:
-                out.errors.append(f"tool call {call.index} has no name")
-            out.calls.append(call)
+                acc.note(f"tool call {call.index} has no name")
+            acc.calls.append(call)
         else:
-            out.skipped += 1
-    return out
+            acc.skipped += 1
 
 
 class ResponsesParser(BufferedJSONParser):
     """Non-streamed response: buffers the body; ``finish`` parses it (a JSON object is ``complete``)."""
 
     def parse(self, resp: dict[str, Any]) -> ParsedResponse:
-        err = error_fields(resp)
-        out = _read_output(as_list(resp.get("output")))
-        if "output" not in resp and err is None:
-            out.errors.append("response has no output")
-        return ParsedResponse(
-            model=as_str(resp.get("model")),
-            response_id=as_str(resp.get("id")),
-            tool_calls=tuple(out.calls),
-            finish_reason=_finish_reason(resp) if err is None or "status" in resp else None,
-            usage=parse_usage(resp.get("usage")) or Usage(),
-            text="\n".join(out.texts),
-            error_type=err[0] if err else None,
-            error_message=err[1] if err else None,
-            complete=True,
-            errors=tuple(out.errors),
-            skipped=out.skipped,
-        )
+        acc = Accumulator("\n", model=as_str(resp.get("model")), response_id=as_str(resp.get("id")))
+        acc.error = error_fields(resp)
+        _read_output(as_list(resp.get("output")), acc)
+        if "output" not in resp and acc.error is None:
+            acc.note("response has no output")
+        acc.finish_reason = _finish_reason(resp) if acc.error is None or "status" in resp else None
+        acc.usage = parse_usage(resp.get("usage")) or Usage()
+        return acc.result(complete=True)
 
 
 @dataclass
@@ -275,65 +222,53 @@ class ResponsesStreamParser(SSEEventParser):
     """
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
+        super().__init__("\n")
         self._items: dict[int, _Item] = {}
         self._calls: list[_Item] = []
-        self._model: str | None = None
-        self._id: str | None = None
         self._final: dict[str, Any] | None = None
-        self._error: tuple[str | None, str | None] | None = None
-        self._errors: list[str] = []
-        self._skipped = 0
 
-    def finish(self) -> ParsedResponse:
-        self._drain()
-        final = self._final or {}
+    def _close(self) -> bool:
+        acc, final = self._acc, self._final or {}
         if not self._items and self._final is not None:  # a terminal event only: read its output
-            out = _read_output(as_list(final.get("output")))
-            calls, texts, self._skipped = out.calls, out.texts, self._skipped + out.skipped
+            found = Accumulator()  # its calls, text and skipped items (a nameless call is not noted here)
+            _read_output(as_list(final.get("output")), found)
+            acc.calls, acc.text, acc.skipped = found.calls, found.text, acc.skipped + found.skipped
         else:
-            calls = [item.call() for item in self._calls]
-            texts = [self._text(item) for _, item in sorted(self._items.items()) if item.kind == "message"]
-            self._errors += [f"tool call {i.ordinal} has no output_item.done" for i in self._calls if not i.done]
+            acc.calls = [item.call() for item in self._calls]
+            acc.text = [self._text(item) for _, item in sorted(self._items.items()) if item.kind == "message"]
+            acc.errors += [f"tool call {i.ordinal} has no output_item.done" for i in self._calls if not i.done]
         if self._final is None:
-            self._errors.append("stream ended before response.completed")
-        err = self._error or error_fields(final)
-        return ParsedResponse(
-            model=as_str(final.get("model")) or self._model,
-            response_id=as_str(final.get("id")) or self._id,
-            tool_calls=tuple(calls),
-            finish_reason=_finish_reason(final),
-            usage=parse_usage(final.get("usage")) or Usage(),
-            text="\n".join(texts),
-            error_type=err[0] if err else None,
-            error_message=err[1] if err else None,
-            complete=self._final is not None,
-            errors=tuple(self._errors),
-            skipped=self._skipped,
-        )
+            acc.note("stream ended before response.completed")
+        acc.error = acc.error or error_fields(final)
+        acc.model = as_str(final.get("model")) or acc.model
+        acc.response_id = as_str(final.get("id")) or acc.response_id
+        acc.finish_reason = _finish_reason(final)
+        acc.usage = parse_usage(final.get("usage")) or Usage()
+        return self._final is not None
 
     @staticmethod
     def _text(item: _Item) -> str:
         return "\n".join("".join(parts) for _, parts in sorted(item.text.items()))
 
     def _event(self, name: str, data: str, done: list[ToolCallOut]) -> None:
+        acc = self._acc
         if self._final is not None:
-            self._skipped += 1
+            acc.skipped += 1
             return
         obj, problem = loads(data)
         event = as_dict(obj)
         if event is None:
-            self._errors.append(f"{name} event data is not a JSON object ({problem}): {snippet(data)}")
+            acc.note(f"{name} event data is not a JSON object ({problem}): {snippet(data)}")
             return
         kind = as_str(event.get("type")) or name
         response = as_dict(event.get("response"))
         if response is not None and kind.startswith("response."):
-            self._model = self._model or as_str(response.get("model"))
-            self._id = self._id or as_str(response.get("id"))
+            acc.model = acc.model or as_str(response.get("model"))
+            acc.response_id = acc.response_id or as_str(response.get("id"))
         if kind in TERMINAL_EVENTS:
             self._final = response or {}
         elif kind == "error":
-            self._error = error_fields(event) or (as_str(event.get("code")), as_str(event.get("message")))
+            acc.error = error_fields(event) or (as_str(event.get("code")), as_str(event.get("message")))
         elif kind in ("response.output_item.added", "response.output_item.done"):
             self._item_event(kind.endswith(".done"), event, done)
         elif kind.endswith(("_call_arguments.delta", "_call_input.delta", "output_text.delta")):
@@ -344,17 +279,17 @@ class ResponsesStreamParser(SSEEventParser):
             if item is not None and item.ordinal >= 0 and text is not None:
                 item.final = text
             elif kind.startswith(("response.function_call", "response.custom_tool_call")):
-                self._errors.append(f"{kind} for an output item that is not a tool call")
+                acc.note(f"{kind} for an output item that is not a tool call")
             else:
-                self._skipped += 1  # e.g. MCP call arguments: a hosted tool
+                acc.skipped += 1  # e.g. MCP call arguments: a hosted tool
         elif kind not in _QUIET_EVENTS:
-            self._skipped += 1
+            acc.skipped += 1
 
     def _item_event(self, is_done: bool, event: dict[str, Any], done: list[ToolCallOut]) -> None:
         index = as_int(event.get("output_index"))
         data = as_dict(event.get("item"))
         if index is None or data is None:
-            self._errors.append("output item event without output_index or item")
+            self._acc.note("output item event without output_index or item")
             return
         item = self._items.get(index)
         if item is None:
@@ -363,7 +298,7 @@ class ResponsesStreamParser(SSEEventParser):
                 item.ordinal = len(self._calls)
                 self._calls.append(item)
             elif item.kind != "message":
-                self._skipped += 1
+                self._acc.skipped += 1
         if item.ordinal < 0:
             if is_done and item.kind == "message" and not item.text:  # no deltas: take the done item's text
                 item.text = {0: [parts_text(data.get("content"))]}
@@ -374,7 +309,7 @@ class ResponsesStreamParser(SSEEventParser):
         raw = data.get("arguments") if item.kind == "function_call" else data.get("input")
         if is_done and isinstance(raw, str):
             if item.parts and "".join(item.parts) != raw:
-                self._errors.append(f"tool call {item.ordinal}: argument deltas differ from the done item")
+                self._acc.note(f"tool call {item.ordinal}: argument deltas differ from the done item")
             item.final = raw
         if is_done and not item.done:
             item.done = True
@@ -385,13 +320,13 @@ class ResponsesStreamParser(SSEEventParser):
         item = self._items.get(index) if index is not None else None
         delta = as_str(event.get("delta"))
         if item is None or delta is None:
-            self._errors.append(f"{kind} for an output item that never started")
+            self._acc.note(f"{kind} for an output item that never started")
             return
         if kind == "response.output_text.delta" and item.kind == "message":
             item.text.setdefault(as_int(event.get("content_index")) or 0, []).append(delta)
         elif item.ordinal >= 0 and not kind.endswith("output_text.delta"):
             if item.done:
-                self._errors.append(f"delta for tool call {item.ordinal} after its output_item.done")
+                self._acc.note(f"delta for tool call {item.ordinal} after its output_item.done")
             item.parts.append(delta)
         else:
-            self._skipped += 1
+            self._acc.skipped += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from toolwatch.providers import intext, paths, registry
+from toolwatch.providers._wire import clean_text
 from toolwatch.providers.base import ParsedRequest, ParsedResponse
 from toolwatch.providers.decoders import DecodeError, decode_body
 from toolwatch.schemas.vocab import Endpoint, ParseStatus
@@ -81,7 +82,7 @@ def _parse_bodies(frame: Frame, endpoint: Endpoint) -> tuple[ParsedRequest, Pars
         try:
             body = decode_body(frame.response, ex.response_content_encoding)
         except DecodeError as e:
-            notes.append(f"response: cannot decode {ex.response_content_encoding}: {e}")
+            notes.append(f"response: cannot decode {clean_text(ex.response_content_encoding or '')}: {e}")
             body = b""
         parser = registry.response_parser(endpoint, (ex.response_content_type or "").startswith(SSE))
         parser.feed(body)

@@ -3,13 +3,16 @@
 Gemini names the model in the path (``/v1beta/models/gemini-2.5-flash:generateContent``), not in the body;
 Azure OpenAI names the deployment in it (``/openai/deployments/{deployment}/chat/completions``), while its
 ``/openai/v1/...`` paths carry the deployment in the body's ``model``. Pure functions of ``(api, path)``;
-the path is the one stored with the exchange (no query string), percent-encoding undone.
+the path is the one stored with the exchange (no query string), percent-encoding undone. What they return
+is always encodable as UTF-8 (a surrogate escape in the path becomes U+FFFD).
 """
 
 from __future__ import annotations
 
 import re
 from urllib.parse import unquote
+
+from toolwatch.providers._wire import clean_text
 
 __all__ = ["deployment_for", "model_from_path"]
 
@@ -23,7 +26,7 @@ def deployment_for(api: str, path: str, requested_model: str | None = None) -> s
         return ""
     match = _DEPLOYMENT.search(path)
     if match is not None:
-        return unquote(match.group(1))
+        return clean_text(unquote(match.group(1)))
     return requested_model or ""
 
 
@@ -31,7 +34,7 @@ def model_from_path(api: str, path: str) -> str | None:
     """The model a Gemini path names (``tunedModels/...`` and Vertex publisher paths too), else None."""
     if api != "gemini":
         return None
-    path = unquote(path.partition("?")[0]).rstrip("/")
+    path = clean_text(unquote(path.partition("?")[0])).rstrip("/")
     tuned = re.search(r"/(tunedModels/[^/:]+):[A-Za-z]+$", path)
     if tuned is not None:
         return tuned.group(1)

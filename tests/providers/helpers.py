@@ -1,8 +1,10 @@
-"""Shared by the provider tests: fixture loading, replaying bytes in pieces, and SDK clients that read a
-fixture instead of a socket."""
+"""Shared by the provider tests: the wire samples of each endpoint, replaying bytes in pieces, random
+JSON shaped like a provider's, and a mock HTTP client that answers the official SDKs with a sample."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -11,13 +13,83 @@ from typing import Any
 import httpx2
 from hypothesis import strategies as st
 
+from toolwatch.providers import registry
 from toolwatch.providers.base import ParsedResponse, ResponseParser, ToolCallOut
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+# the folder of wire samples of each registered endpoint (tests/fixtures/<folder>/README.md says what they are)
+FOLDERS: dict[str, str] = {
+    "chat_completions": "openai_chat",
+    "messages": "anthropic_messages",
+    "responses": "openai_responses",
+    "generate_content": "gemini",
+    "stream_generate_content": "gemini",
+}
 
 
 def fixture(provider: str, name: str) -> bytes:
     return (FIXTURES / provider / name).read_bytes()
+
+
+def _samples(endpoint: str) -> list[str]:
+    return sorted(p.name for p in (FIXTURES / FOLDERS[endpoint]).iterdir() if p.suffix in (".json", ".sse"))
+
+
+def request_samples(endpoint: str) -> list[str]:
+    """The request bodies among an endpoint's samples (``request_*.json``)."""
+    return [n for n in _samples(endpoint) if n.startswith("request_")]
+
+
+def response_samples(endpoint: str) -> list[str]:
+    """The response bodies an endpoint sends: ``*.sse`` streams, and JSON bodies. Gemini's folder serves
+    two endpoints: ``generateContent`` answers with one JSON object, ``streamGenerateContent`` with SSE
+    (``alt=sse``) or a JSON array of chunks (``array_*.json``)."""
+    names = [n for n in _samples(endpoint) if not n.startswith("request_")]
+    if endpoint == "generate_content":
+        return [n for n in names if n.endswith(".json") and not n.startswith("array_")]
+    if endpoint == "stream_generate_content":
+        return [n for n in names if n.endswith(".sse") or n.startswith("array_")]
+    return names
+
+
+def sample(endpoint: str, name: str) -> bytes:
+    return fixture(FOLDERS[endpoint], name)
+
+
+def parser_for(endpoint: str, name: str) -> Callable[[], ResponseParser]:
+    """The registered parser factory for a response sample: its transport is told by its name."""
+    entry = registry.ENDPOINTS[endpoint]
+    return entry.stream_parser if name.endswith(".sse") else entry.json_parser
+
+
+def distinct_parsers() -> list[str]:
+    """One endpoint for each distinct pair of response parsers (Gemini's two endpoints share theirs)."""
+    first: dict[tuple[object, object], str] = {}
+    for name, entry in registry.ENDPOINTS.items():
+        first.setdefault((entry.json_parser, entry.stream_parser), name)
+    return list(first.values())
+
+
+def strings(value: object) -> Iterator[str]:
+    """Every string in a parse result: fields of (frozen) dataclasses, tuples, lists, dict keys and values."""
+    if isinstance(value, str):
+        yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from strings(getattr(value, f.name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(key)
+            yield from strings(item)
+
+
+def assert_storable(value: object) -> None:
+    """Every string in ``value`` can be encoded as UTF-8 (a lone surrogate cannot, and wedges an insert)."""
+    for text in strings(value):
+        text.encode("utf-8")
 
 
 def replay(factory: Callable[[], ResponseParser], pieces: Iterable[bytes]) -> tuple[list[ToolCallOut], ParsedResponse]:
@@ -59,6 +131,49 @@ def mock_http(body: bytes, content_type: str, status: int = 200) -> httpx2.Clien
         return httpx2.Response(status, content=body, headers={"content-type": content_type})
 
     return httpx2.Client(transport=httpx2.MockTransport(handler))
+
+
+# each API's own keys and words, so that random JSON reaches deep into its parsers
+WIRE_WORDS: dict[str, tuple[str, str]] = {
+    "openai_chat": (
+        "model stream tools functions messages role content tool_calls tool_call_id id type function custom name"
+        " parameters arguments input text index choices delta message finish_reason usage prompt_tokens"
+        " completion_tokens prompt_tokens_details cached_tokens error code object function_call",
+        "user assistant tool function custom text chat.completion.chunk stop",
+    ),
+    "anthropic_messages": (
+        "model stream tools system messages role content type id name input input_schema tool_use_id is_error"
+        " text index content_block delta partial_json message usage input_tokens output_tokens"
+        " cache_read_input_tokens stop_reason cache_creation_input_tokens error",
+        "user assistant tool_use tool_result text message_start content_block_start content_block_delta"
+        " content_block_stop input_json_delta text_delta message_delta",
+    ),
+    "openai_responses": (
+        "type id call_id name arguments input output output_index content_index item item_id delta text content"
+        " role response status usage input_tokens output_tokens input_tokens_details cached_tokens"
+        " incomplete_details reason error code message model tools parameters instructions"
+        " previous_response_id stream",
+        "function_call function_call_output custom_tool_call message reasoning output_text input_text assistant"
+        " user system function response.output_item.added response.output_item.done"
+        " response.function_call_arguments.delta response.output_text.delta response.completed"
+        " response.function_call_arguments.done error completed incomplete",
+    ),
+    "gemini": (
+        "candidates content parts role text thought thoughtSignature functionCall functionResponse function_call"
+        " name args id response output error finishReason index usageMetadata promptTokenCount"
+        " candidatesTokenCount cachedContentTokenCount thoughtsTokenCount modelVersion responseId promptFeedback"
+        " blockReason contents systemInstruction tools functionDeclarations parameters parametersJsonSchema type"
+        " code message status",
+        "model user STOP OBJECT STRING MAX_TOKENS get_weather INVALID_ARGUMENT",
+    ),
+}
+
+
+@functools.cache
+def wire_json(endpoint: str) -> st.SearchStrategy[Any]:
+    """Random JSON built from the keys and words of an endpoint's API (see ``json_values``)."""
+    keys, words = WIRE_WORDS[FOLDERS[endpoint]]
+    return json_values(keys.split(), words.split())
 
 
 def json_values(keys: list[str], words: list[str]) -> st.SearchStrategy[Any]:

@@ -154,6 +154,18 @@ def test_raw_arguments_keep_a_string_the_model_wrote() -> None:
     assert json.loads(detect(SAMPLES[2][1])[0].raw_arguments) == {"city": "Paris", "days": 3}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '```tool_code\nget_weather(city="\\ud800", n=12345678901234567890)\n```',  # a Python literal
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "\\ud800", "n": 12345678901234567890}}</tool_call>',
+    ],
+)
+def test_arguments_written_with_a_lone_surrogate_are_storable(text: str) -> None:
+    [call] = detect(text, DECLARED)
+    assert json.loads(call.raw_arguments) == {"city": "\ufffd", "n": 12345678901234567890}
+
+
 TOKENS = [*'<>{}[]"`:,=|_/ \nabcfnotlsjpTOCALS', "<tool_call>", "</tool_call>", "```json\n", "```\n", '"name"']
 TOKENS += ['"arguments"', "get_weather", "[TOOL_CALLS]", "[ARGS]", "<function=", "</function>", "<｜tool▁sep｜>"]
 

@@ -95,6 +95,12 @@ def test_invalid_utf8_becomes_replacement_characters() -> None:
     assert decode(b"data: a\xff\xfeb\n\n") == [SSEEvent("message", "a\ufffd\ufffdb")]
 
 
+def test_a_surrogate_encoded_as_utf8_never_reaches_the_text() -> None:
+    # Python's strict UTF-8 decoder refuses encoded surrogates: the text stays encodable
+    [event] = decode(b"data: a\xed\xa0\x80b\n\n")
+    assert event.data == "a\ufffd\ufffd\ufffdb" and event.data.encode()
+
+
 def test_feed_returns_events_as_their_blank_line_arrives() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b"data: a\n") == []

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from toolwatch.providers._wire import (
-    BufferedJSONParser,
     as_dict,
     as_int,
     as_list,
     as_str,
+    clean_text,
     compact_json,
     content_text,
     error_fields,
@@ -21,6 +21,7 @@ from toolwatch.providers._wire import (
     load_request,
     loads,
     snippet,
+    strict_json,
 )
 from toolwatch.providers.base import ParsedRequest, ParsedResponse
 
@@ -68,10 +69,95 @@ def test_loads_survives_absurd_nesting() -> None:
     assert value is None and problem
 
 
+def test_loads_survives_absurd_nesting_on_the_standard_librarys_path_too() -> None:
+    # a long digit run sends the text to the standard library, whose parser recurses
+    value, problem = loads(b"[" * 100_000 + b"12345678901234567890" + b"]" * 100_000)
+    assert value is None and problem
+
+
+def test_loads_of_a_str_that_cannot_be_encoded_never_raises() -> None:
+    value, problem = loads('"\ud800"')
+    assert value is None and problem
+
+
 @pytest.mark.parametrize("data", [b'{"t": NaN}', b"[Infinity]", b"-Infinity"])
 def test_loads_refuses_non_json_number_literals(data: bytes) -> None:
     value, problem = loads(data)
     assert value is None and problem
+
+
+# --- lone surrogates: every string that comes out can be stored ---------------------------------
+
+
+def test_a_long_number_beside_a_lone_surrogate_gives_a_storable_string() -> None:
+    # the standard library keeps the number exact, and used to let "\ud800" through into the model name
+    value, problem = loads(b'{"model": "gpt-4o\\ud800", "n": 1234567890123456789}')
+    assert (value, problem) == ({"model": "gpt-4o\ufffd", "n": 1234567890123456789}, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('["\\ud800"]', ["\ufffd"]),
+        (
+            '{"k\\udfff": ["a\\ud800b", {"x": "\\uDC00", "n": null}], "y": 1}',
+            {"k\ufffd": ["a\ufffdb", {"x": "\ufffd", "n": None}], "y": 1},
+        ),
+        ('"\\ud83d\\ude00"', "\U0001f600"),  # a pair is one character
+        ('["\\ud83d\\ud83d\\ude00", "\\ude00"]', ["\ufffd\U0001f600", "\ufffd"]),
+        ('{"id": ' + str(BIG) + ', "s": "\\udbff"}', {"id": BIG, "s": "\ufffd"}),
+    ],
+)
+def test_strict_json_replaces_lone_surrogates(text: str, value: Any) -> None:
+    assert strict_json(text) == value
+    assert strict_json(text.encode()) == value
+
+
+def test_strict_json_replaces_surrogates_that_are_not_escapes() -> None:
+    text = f'{{"s": "a\ud800", "n": {BIG}}}'  # the surrogate itself, not its escape
+    expected = {"s": "a\ufffd", "n": BIG}
+    assert strict_json(text) == expected
+    assert strict_json(text.encode("utf-8", "surrogatepass")) == expected  # decoded with "surrogatepass"
+    assert strict_json(text.encode("utf-16", "surrogatepass")) == expected  # UTF-16 is detected
+    assert loads(text.encode("utf-8", "surrogatepass")) == (expected, None)
+
+
+def test_strict_json_cleans_nesting_it_can_parse_without_recursing() -> None:
+    value = strict_json("[" * 900 + '"\\ud800"' + "]" * 900)
+    for _ in range(900):
+        value = value[0]
+    assert value == "\ufffd"
+
+
+def test_strict_json_raises_for_what_is_not_json() -> None:
+    # its callers (the recorder's validation) turn these into a verdict
+    with pytest.raises(RecursionError):
+        strict_json(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ValueError):
+        strict_json(b"\xff")
+    with pytest.raises(ValueError):
+        strict_json("[NaN]")
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("plain", "plain"),
+        ("Zürich ☂ 🌂", "Zürich ☂ 🌂"),
+        ("a\ud800b", "a\ufffdb"),
+        ("\udce9", "\ufffd"),  # a surrogate escape of a byte that was not UTF-8
+        ("\ud83d\ude00", "\U0001f600"),
+    ],
+)
+def test_clean_text(text: str, clean: str) -> None:
+    assert clean_text(text) == clean
+    clean_text(text).encode("utf-8")
+
+
+def test_compact_json_output_is_storable() -> None:
+    # orjson refuses the surrogate; the standard library, its fallback, would write it as it is
+    assert compact_json({"n": BIG, "s": "a\ud800"}) == f'{{"n":{BIG},"s":"a\ufffd"}}'
+    assert compact_json("\ud800") == '"\ufffd"'
 
 
 # --- load_body / load_request -----------------------------------------------------------------
@@ -110,69 +196,6 @@ def test_load_request_that_is_not_json(body: bytes) -> None:
 @pytest.mark.parametrize("body", [b"[]", b'"hello"', b"true"])
 def test_load_request_that_is_not_an_object(body: bytes) -> None:
     assert load_request(body) == ParsedRequest(error="request body is not a JSON object")
-
-
-# --- BufferedJSONParser -----------------------------------------------------------------------
-
-
-class Recording(BufferedJSONParser):
-    """Hands back what ``parse`` was given, as the response text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parsed: list[dict[str, Any]] = []
-
-    def parse(self, resp: dict[str, Any]) -> ParsedResponse:
-        self.parsed.append(resp)
-        return ParsedResponse(text=json.dumps(resp, sort_keys=True), complete=True)
-
-
-BODY = '{"id": "r1", "content": [{"type": "text", "text": "héllo"}], "n": 3}'.encode()
-
-
-def test_buffered_parser_sees_the_whole_body_in_any_split() -> None:
-    expected = {"id": "r1", "content": [{"type": "text", "text": "héllo"}], "n": 3}
-    for cut in range(len(BODY) + 1):
-        parser = Recording()
-        assert parser.feed(BODY[:cut]) == []
-        assert parser.feed(BODY[cut:]) == []
-        resp = parser.finish()
-        assert parser.parsed == [expected], cut
-        assert resp.complete and json.loads(resp.text) == expected
-
-
-def test_buffered_parser_fed_byte_by_byte() -> None:
-    parser = Recording()
-    for i in range(len(BODY)):
-        assert parser.feed(BODY[i : i + 1]) == []
-    parser.feed(b"")
-    parser.finish()
-    assert parser.parsed == [{"id": "r1", "content": [{"type": "text", "text": "héllo"}], "n": 3}]
-
-
-@pytest.mark.parametrize(
-    ("chunks", "error"),
-    [
-        ([b'{"id": ', b'"r1"'], "response body is not JSON: "),
-        ([], "response body is not JSON: "),
-        ([b"[1,", b" 2]"], "response body is not a JSON object"),
-    ],
-)
-def test_buffered_parser_does_not_parse_a_body_that_is_not_an_object(chunks: list[bytes], error: str) -> None:
-    parser = Recording()
-    for chunk in chunks:
-        parser.feed(chunk)
-    resp = parser.finish()
-    assert parser.parsed == []
-    assert resp.complete is False
-    assert len(resp.errors) == 1 and resp.errors[0].startswith(error)
-
-
-def test_buffered_parser_subclasses_must_implement_parse() -> None:
-    parser = BufferedJSONParser()
-    parser.feed(b"{}")
-    with pytest.raises(NotImplementedError):
-        parser.finish()
 
 
 # --- compact_json -----------------------------------------------------------------------------
