@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import json
 import os
 import time
@@ -17,8 +18,9 @@ from typing import Any, Protocol
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
-from toolwatch.analyzers import runner
+from toolwatch.analyzers.erase import erase
 from toolwatch.analyzers.params import ParamError, analyzer_params, int_param, window
+from toolwatch.analyzers.views import Context, NotFound, view
 from toolwatch.schemas.errors import StoreError
 from toolwatch.store.handle import StoreHandle
 
@@ -39,15 +41,19 @@ SOURCE = web.AppKey("status_source", StatusSource)
 STORE = web.AppKey("store", StoreHandle)
 RECLASSIFY = web.AppKey("reclassify", Reclassify)
 STARTED = web.AppKey("started", float)
+CONTEXT = web.AppKey("context", Context)
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
 
-async def _query(store: StoreHandle, name: str, **params: Any) -> list[dict[str, Any]]:
+async def _query(request: web.Request, name: str, **params: Any) -> Any:
+    ctx = request.app[CONTEXT]
     try:
-        return await asyncio.to_thread(store.run, lambda c: runner.run(c, name, **params))
+        return await asyncio.to_thread(request.app[STORE].run, lambda c: view(c, name, params, ctx))
+    except NotFound as e:
+        raise web.HTTPNotFound(text=json.dumps({"error": str(e)}), content_type="application/json") from None
     except StoreError as e:
         raise web.HTTPServiceUnavailable(  # noqa: B904 - the HTTP error is the whole story
             text=json.dumps({"error": f"store unavailable: {e}"}), content_type="application/json"
@@ -85,7 +91,7 @@ async def calls(request: web.Request) -> web.Response:
         last = int_param(request.query.get("last"), "last", 20, 1, 10_000)
     except ParamError as e:
         raise _bad_request(str(e)) from None
-    rows = await _query(request.app[STORE], "recent_calls", last=last)
+    rows = await _query(request, "recent_calls", last=last)
     return web.json_response(rows)
 
 
@@ -95,7 +101,7 @@ async def analyzer(request: web.Request) -> web.Response:
         params = analyzer_params(name, dict(request.query))
     except (ParamError, ValueError) as e:
         return web.json_response({"error": str(e)}, status=400)
-    rows = await _query(request.app[STORE], name, **params)
+    rows = await _query(request, name, **params)
     return web.json_response(rows)
 
 
@@ -112,14 +118,44 @@ async def reclassify_results(request: web.Request) -> web.Response:
     return web.json_response({"examined": examined, "changed": changed})
 
 
-def make_app(source: StatusSource, store: StoreHandle, reclassify: Reclassify) -> web.Application:
-    app = web.Application()
+INTERNAL_HEADER = "X-Toolwatch-Internal"
+
+
+def internal_only(secret: str) -> Any:
+    """The read API listens on loopback for the proxy only: a call without the proxy's secret is refused."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+        if secret and not hmac.compare_digest(request.headers.get(INTERNAL_HEADER, "").encode(), secret.encode()):
+            return web.json_response({"error": "not for you"}, status=403)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    return check
+
+
+async def delete(request: web.Request) -> web.Response:
+    user, session = request.query.get("user"), request.query.get("session")
+    if (user is None) == (session is None) or not (user or session):
+        return web.json_response({"error": "give exactly one of user or session"}, status=400)
+    try:
+        done = await asyncio.to_thread(request.app[STORE].run, lambda c: erase(c, user=user, session=session))
+    except StoreError as e:
+        return web.json_response({"error": f"store unavailable: {e}"}, status=503)
+    return web.json_response({"calls": done.calls, "rows": done.rows})
+
+
+def make_app(
+    source: StatusSource, store: StoreHandle, reclassify: Reclassify, secret: str = "", ctx: Context | None = None
+) -> web.Application:
+    app = web.Application(middlewares=[internal_only(secret)])
+    app[CONTEXT] = ctx or Context()
     app[SOURCE] = source
     app[STORE] = store
     app[RECLASSIFY] = reclassify
     app[STARTED] = time.monotonic()
     app.router.add_get("/status", status)
     app.router.add_get("/calls", calls)
-    app.router.add_get("/{name:report|sessions|session}", analyzer)
+    app.router.add_get("/{name:report|sessions|session|timeseries|tools|call|prices}", analyzer)
     app.router.add_post("/reclassify", reclassify_results)
+    app.router.add_post("/delete", delete)
     return app

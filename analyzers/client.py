@@ -1,22 +1,34 @@
-"""Reading the figures from wherever they are: the store itself when no toolwatch holds it, else the read
-API of the running server that does (``--server``, else the one whose URL it left beside the store).
+"""Reading the figures from the store they were asked for: through ``--server`` when given; else through
+the ``serve`` that holds that store (found by its lock and the address it left in the store, see
+``store/place.py``); else from the store itself. A store that does not exist is an error: a reading
+command never creates one, and never prints another store's figures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-from toolwatch.analyzers import runner
+from clickhouse_connect.driver.client import Client
+
+from toolwatch.analyzers.cost import price_table
 from toolwatch.analyzers.params import ParamError, analyzer_params, window
-from toolwatch.schemas.errors import ConfigError, StoreError, StoreLockedError
-from toolwatch.schemas.settings import Settings, chdb_path
+from toolwatch.analyzers.views import Context, NotFound, view
+from toolwatch.schemas.errors import ConfigError, StoreError
+from toolwatch.schemas.settings import Settings
+from toolwatch.spool.locks import FileLock
 from toolwatch.store.client import open_client
 from toolwatch.store.migrate import migrate
+from toolwatch.store.place import embedded_store_exists, owner_dir, running_server, store_dir
+
+READER_LOCK = "toolwatch.readers.lock"
+READER_WAIT = 60.0  # seconds a reading command waits for another one to finish with the store
 
 # analyzer -> the parameters it takes from the command line
 ANALYZER_FLAGS: dict[str, tuple[str, ...]] = {
@@ -26,28 +38,13 @@ ANALYZER_FLAGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def server_file(settings: Settings) -> Path:
-    """Where a running server leaves its URL: beside the embedded store it holds (else in the spool), so
-    a reading command that finds the store locked knows whom to ask."""
-    path = chdb_path(settings.store)
-    if path is not None:
-        p = Path(path)
-        return p.with_name(p.name + ".server.json")
-    return settings.spool_path / "server.json"
-
-
-def server_url(settings: Settings, explicit: str | None) -> str:
-    if explicit:
-        return explicit.rstrip("/")
+def http_get(url: str, method: str = "GET", token: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method != "GET":
+        headers["Toolwatch-Request"] = "1"  # a write, asked for on purpose (see proxy/access.py)
     try:
-        return str(json.loads(server_file(settings).read_text())["url"])
-    except (OSError, ValueError, KeyError):
-        return f"http://{settings.host}:{settings.port}"
-
-
-def http_get(url: str, method: str = "GET") -> Any:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=600) as resp:
+        request = urllib.request.Request(url, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=600) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as e:
         detail = e.read().decode(errors="replace")[:500]
@@ -56,8 +53,8 @@ def http_get(url: str, method: str = "GET") -> Any:
         raise StoreError(f"cannot reach the toolwatch server at {url.split('?')[0]}: {e}") from e
 
 
-def http_post(url: str) -> Any:
-    return http_get(url, method="POST")
+def http_post(url: str, token: str = "") -> Any:
+    return http_get(url, method="POST", token=token)
 
 
 def read_api(
@@ -73,17 +70,60 @@ def read_api(
     ``params`` are bound to the analyzer's SQL; ``api_params`` (default: the same) go in the query string.
     """
     query = urllib.parse.urlencode(api_params if api_params is not None else params)
-    if server:
-        return http_get(f"{server.rstrip('/')}/_toolwatch/api/{api_name}?{query}")
+    url = server.rstrip("/") if server else running_server(settings)
+    if url:
+        return http_get(f"{url}/_toolwatch/api/{api_name}?{query}", token=settings.admin_token)
+    with open_store(settings) as client:
+        try:
+            prices = {m: p.model_dump() for m, p in settings.prices.items()}
+            return view(client, sql_name, params, Context(price_table(prices)))
+        except NotFound as e:
+            raise StoreError(str(e)) from e
+
+
+@contextlib.contextmanager
+def open_store(settings: Settings) -> Iterator[Client]:
+    """The store itself, for a reader: it must exist; readers take turns on an embedded store."""
+    folder = store_dir(settings)
+    lock = FileLock(owner_dir(settings) / READER_LOCK) if folder is not None else None
+    if folder is not None:
+        if not embedded_store_exists(folder):
+            raise StoreError(
+                f"no toolwatch store at {folder}: run `toolwatch serve` first, or point --store (or"
+                " TOOLWATCH_STORE) at an existing store"
+            )
+        assert lock is not None
+        if not lock.acquire(timeout=READER_WAIT):
+            raise StoreError(f"another toolwatch command has been reading the store at {folder} for too long")
     try:
-        client = open_client(settings.store, settings.database)
-    except StoreLockedError:
-        return http_get(f"{server_url(settings, None)}/_toolwatch/api/{api_name}?{query}")
-    try:
-        migrate(client, settings.ttl_days, settings.body_ttl_days)
-        return runner.run(client, sql_name, **params)
+        with quiet_stderr():
+            client = open_client(settings.store, settings.database, create=False)
+        try:
+            migrate(client, settings.ttl_days, settings.body_ttl_days)
+            yield client
+        finally:
+            client.close()
     finally:
-        client.close()
+        if lock is not None:
+            lock.release()
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """The embedded engine writes its own lock complaints to the standard error; readers say it better."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def analyze(settings: Settings, server: str | None, name: str, flags: dict[str, Any]) -> Any:
@@ -108,15 +148,23 @@ def reclassify(settings: Settings, server: str | None, since: str) -> dict[str, 
     except ParamError as e:
         raise ConfigError(str(e)) from e
     query = urllib.parse.urlencode({"since": start.isoformat()})
-    if server:
-        return http_post(f"{server.rstrip('/')}/_toolwatch/api/reclassify?{query}")  # type: ignore[no-any-return]
-    try:
-        client = open_client(settings.store, settings.database)
-    except StoreLockedError:
-        return http_post(f"{server_url(settings, None)}/_toolwatch/api/reclassify?{query}")  # type: ignore[no-any-return]
-    try:
-        migrate(client, settings.ttl_days, settings.body_ttl_days)
+    url = server.rstrip("/") if server else running_server(settings)
+    if url:
+        return http_post(f"{url}/_toolwatch/api/reclassify?{query}", settings.admin_token)  # type: ignore[no-any-return]
+    with open_store(settings) as client:
         done = run(client, Classifier.from_settings(settings.outcome_rules), start)
-    finally:
-        client.close()
     return {"examined": done.examined, "changed": done.changed}
+
+
+def delete(settings: Settings, server: str | None, user: str | None, session: str | None) -> dict[str, Any]:
+    """Remove a user's or a session's calls from every table: in the running server when it holds the
+    store, else in the store itself."""
+    from toolwatch.analyzers.erase import erase
+
+    url = server.rstrip("/") if server else running_server(settings)
+    if url:
+        query = urllib.parse.urlencode({"user": user} if user is not None else {"session": session})
+        return http_post(f"{url}/_toolwatch/api/delete?{query}", settings.admin_token)  # type: ignore[no-any-return]
+    with open_store(settings) as client:
+        done = erase(client, user=user, session=session)
+    return {"calls": done.calls, "rows": done.rows}

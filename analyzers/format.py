@@ -77,9 +77,10 @@ def format_session(rows: list[dict[str, Any]]) -> str:
             mark += " (recovered later)" if r["recovered"] else " (never recovered)"
         kind = "final answer" if r["final_answer"] else f"finish={r['finish_reason']}"
         lines.append(f"step {i + 1}  {r['ts'][11:23]}  {r['model']}  {r['status']} {r['outcome']}  {kind}{mark}")
-        for _index, call_id, name, raw, malformed, outcome, rule in r.get("tool_calls") or []:
+        for tc in r.get("tool_calls") or []:
+            raw = tc["raw_arguments"]
             args = raw if len(raw) <= 100 else raw[:97] + "..."
-            bad = f" MALFORMED:{malformed}" if malformed else ""
-            why = f" ({rule})" if rule else ""
-            lines.append(f"    -> {name}({args}) id={call_id}{bad} => {outcome}{why}")
+            bad = f" MALFORMED:{tc['malformed_kind']}" if tc["malformed_kind"] else ""
+            why = f" ({tc['error_rule']})" if tc["error_rule"] else ""
+            lines.append(f"    -> {tc['name']}({args}) id={tc['tool_call_id']}{bad} => {tc['outcome']}{why}")
     return "\n".join(lines)

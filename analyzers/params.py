@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
+
+from toolwatch.schemas.vocab import SESSION_OUTCOMES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -93,12 +96,30 @@ def sessions_params(
     cascade_run: int | str | None = None,
     failed: bool | str | None = None,
     last: int | str | None = None,
+    user: str | None = None,
+    property: str | None = None,
+    outcome: str | None = None,
+    search: str | None = None,
+    offset: int | str | None = None,
 ) -> dict[str, Any]:
     params = report_params(since, until, agent, model, abandon, cascade_run)
-    n = 50 if last in (None, "") else int(last)
-    if not 1 <= n <= 10_000:
-        raise ParamError("last must be between 1 and 10000")
-    params.update(failed_only=1 if str(failed).lower() in ("1", "true", "yes") else 0, last=n)
+    n = int_param(None if last in (None, "") else str(last), "last", 50, 1, 10_000)
+    skip = int_param(None if offset in (None, "") else str(offset), "offset", 0, 0, 10_000_000)
+    if outcome and outcome not in SESSION_OUTCOMES:
+        raise ParamError(f"outcome must be one of {', '.join(SESSION_OUTCOMES)}")
+    key, sep, value = (property or "").partition("=")
+    if property and not sep:
+        raise ParamError("property must be NAME=VALUE")
+    params.update(
+        failed_only=1 if str(failed).lower() in ("1", "true", "yes") else 0,
+        last=n,
+        offset=skip,
+        user=user or "",
+        prop_key=key,
+        prop_value=value,
+        outcome=outcome or "",
+        search=search or "",
+    )
     return params
 
 
@@ -116,11 +137,57 @@ def session_params(
     return params
 
 
+def timeseries_params(
+    since: str | None = None,
+    until: str | None = None,
+    agent: str | None = None,
+    model: str | None = None,
+    abandon: str | None = None,
+    cascade_run: int | str | None = None,
+    step: str | None = None,
+) -> dict[str, Any]:
+    """``step`` is a duration; by default about 120 buckets over the window, at a round size."""
+    params = report_params(since, until, agent, model, abandon, cascade_run)
+    span = (params["until"] - params["since"]).total_seconds()
+    if step:
+        step_s = int(duration_s(step))
+        if not 10 <= step_s <= 86_400 or span / step_s > 5_000:
+            raise ParamError("step must be between 10s and 1d, and make at most 5000 buckets")
+    else:
+        step_s = next((s for s in NICE_STEPS if span / s <= 150), NICE_STEPS[-1])
+    params["step_s"] = step_s
+    return params
+
+
+NICE_STEPS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def tools_params(
+    since: str | None = None, until: str | None = None, agent: str | None = None, model: str | None = None
+) -> dict[str, Any]:
+    return report_params(since, until, agent, model)
+
+
+def call_params(id: str | None = None) -> dict[str, Any]:
+    try:
+        return {"call_id": uuid.UUID(id or "")}
+    except ValueError:
+        raise ParamError("id must be a call id (a UUID)") from None
+
+
+def no_params() -> dict[str, Any]:
+    return {}
+
+
 # analyzer name -> how its parameters are parsed; the HTTP API and the CLI both go through this table
 ANALYZERS: dict[str, Callable[..., dict[str, Any]]] = {
     "report": report_params,
     "sessions": sessions_params,
     "session": session_params,
+    "timeseries": timeseries_params,
+    "tools": tools_params,
+    "call": call_params,
+    "prices": no_params,
 }
 
 

@@ -15,7 +15,9 @@ WITH
             quantileIf(0.5)(ifNull(ttfb_ms, 0), ttfb_ms IS NOT NULL) AS ttft_p50,
             countIf(ttfb_ms IS NOT NULL) AS ttft_n,
             sum(ifNull(input_tokens, 0)) AS input_tokens,
-            sum(ifNull(output_tokens, 0)) AS output_tokens
+            sum(ifNull(output_tokens, 0)) AS output_tokens,
+            sum(ifNull(cache_read_tokens, 0)) AS cache_read_tokens,
+            sum(ifNull(cache_write_tokens, 0)) AS cache_write_tokens
         FROM steps
         GROUP BY model
     ),
@@ -70,7 +72,9 @@ SELECT
     c.latency[2] AS latency_p95_ms,
     if(c.ttft_n = 0, NULL, c.ttft_p50) AS ttft_p50_ms,
     c.input_tokens AS input_tokens,
-    c.output_tokens AS output_tokens
+    c.output_tokens AS output_tokens,
+    c.cache_read_tokens AS cache_read_tokens,
+    c.cache_write_tokens AS cache_write_tokens
 FROM call_figures AS c
 LEFT JOIN tool_figures AS t ON c.model = t.model
 LEFT JOIN session_figures AS s ON c.model = s.model

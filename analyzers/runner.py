@@ -27,6 +27,8 @@ CTES: dict[str, tuple[str, ...]] = {
     "report": ("result_counts", "steps", "session_rows"),
     "sessions": ("result_counts", "steps", "session_rows"),
     "session": ("result_counts", "steps", "session_rows", "tool_outcomes"),
+    "timeseries": ("result_counts", "steps", "session_rows"),
+    "tools": ("tool_outcomes",),
 }
 
 

@@ -20,7 +20,8 @@ LEFT JOIN
         call_id,
         arraySort(x -> x.1, groupArray((
             call_index, tool_call_id, name, raw_arguments, malformed_kind,
-            multiIf(has_result AND error_rule != '', 'error', has_result, 'ok', open, 'pending', 'missing'), error_rule
+            multiIf(has_result AND error_rule != '', 'error', has_result, 'ok', open, 'pending', 'missing'), error_rule,
+            result_head
         ))) AS calls
     FROM tool_outcomes
     CROSS JOIN (

@@ -4,6 +4,8 @@ SELECT
     r.skey AS skey,
     m.model AS model,
     r.agent AS agent,
+    r.user_id AS user_id,
+    r.properties AS properties,
     r.steps AS steps,
     r.first_ts AS first_ts,
     r.last_ts AS last_ts,
@@ -18,6 +20,8 @@ FROM
     SELECT
         skey,
         any(agent) AS agent,
+        anyIf(user_id, user_id != '') AS user_id,
+        argMax(properties, ts) AS properties,
         count() AS steps,
         min(ts) AS first_ts,
         max(ts) AS last_ts,

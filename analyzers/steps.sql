@@ -28,6 +28,11 @@ FROM
         k.ttfb_ms AS ttfb_ms,
         k.input_tokens AS input_tokens,
         k.output_tokens AS output_tokens,
+        k.cache_read_tokens AS cache_read_tokens,
+        k.cache_write_tokens AS cache_write_tokens,
+        k.user_id AS user_id,
+        k.properties AS properties,
+        if(k.agent != '', k.agent, concat(k.upstream, ':', k.key_fingerprint)) AS agent_key,
         multiIf(
             k.session_id != '', concat('h:', k.session_id),
             k.link_key != '', concat('k:', k.link_key),
@@ -51,8 +56,9 @@ FROM
     FROM
     (
         SELECT call_id, ts, model, upstream, agent, status, outcome, finish_reason, tool_call_count, malformed_count,
-               malformed_kinds, tool_sigs, latency_ms, ttfb_ms, input_tokens, output_tokens, session_id, conv_key,
-               opening_key, first_prior_tool_call_id, link_key, previous_response_id
+               malformed_kinds, tool_sigs, latency_ms, ttfb_ms, input_tokens, output_tokens, cache_read_tokens,
+               cache_write_tokens, user_id, properties, key_fingerprint, session_id, conv_key, opening_key,
+               first_prior_tool_call_id, link_key, previous_response_id
         FROM llm_calls FINAL
         WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} AND endpoint != 'other'
           AND ({agent:String} = '' OR agent = {agent:String})

@@ -16,7 +16,9 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from toolwatch.proxy import access
 from toolwatch.proxy.forward import ExchangeSink, Forwarder
+from toolwatch.proxy.headers import install_byte_faithful_headers
 from toolwatch.schemas.settings import Settings
 from toolwatch.spool.writer import SpoolWriter
 
@@ -31,6 +33,7 @@ class RecorderLink:
     url: str | None = None
     alive: bool = False
     restarts: int = 0
+    secret: str = ""  # sent with every relayed call: the recorder's loopback API answers nobody else
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -40,6 +43,8 @@ FORWARDER = web.AppKey("forwarder", Forwarder)
 API_CLIENT = web.AppKey("api_client", aiohttp.ClientSession)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 SINK_OVERRIDE = web.AppKey("sink_override", ExchangeSink)
+SALT = web.AppKey("key_salt", bytes)
+INTERNAL_HEADER = "X-Toolwatch-Internal"
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -97,7 +102,7 @@ async def _api_client(app: web.Application) -> AsyncIterator[None]:
 
 async def _forwarder(app: web.Application) -> AsyncIterator[None]:
     sink: ExchangeSink = app[SINK_OVERRIDE] if SINK_OVERRIDE in app else app[SPOOL]
-    app[FORWARDER] = Forwarder(app[SETTINGS], app[UPSTREAM_SESSION], sink)
+    app[FORWARDER] = Forwarder(app[SETTINGS], app[UPSTREAM_SESSION], sink, app[SALT])
     yield
 
 
@@ -106,7 +111,7 @@ async def _recorder_get(app: web.Application, name: str, query: str = "", method
     if not link.alive or not link.url:
         raise ConnectionError("the recorder is not running")
     url = f"{link.url}/{name}" + (f"?{query}" if query else "")
-    async with app[API_CLIENT].request(method, url) as resp:
+    async with app[API_CLIENT].request(method, url, headers={INTERNAL_HEADER: link.secret}) as resp:
         return resp.status, await resp.read()
 
 
@@ -122,7 +127,10 @@ async def status(request: web.Request) -> web.Response:
         "spool_cap_bytes": spool.cap_bytes if spool else None,
         "exchanges_spooled": spool.appended if spool else None,
         "records_dropped": spool.dropped if spool else None,
+        "records_refused": spool.refused if spool else None,
         "spool_write_errors": spool.write_errors if spool else None,
+        "spool_healthy": spool.healthy if spool else None,
+        "dead_letters": spool.dead_letters.count() if spool else None,
         "recorder_restarts": app[LINK].restarts,
         "recorder_alive": False,
         "store_reachable": None,
@@ -137,6 +145,12 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Always 200 while the proxy runs (a store outage must not get the proxy restarted); ``degraded``
+    when anything stands between an exchange and the store: the recorder, the store, the spool, or
+    dead letters waiting for someone to look at them."""
+    spool = request.app.get(SPOOL)
+    spool_ok = spool is None or spool.healthy
+    dead = spool.dead_letters.count() if spool is not None else 0
     recorder_alive, store_reachable = False, None
     try:
         code, raw = await asyncio.wait_for(_recorder_get(request.app, "status"), 2.0)
@@ -145,13 +159,15 @@ async def healthz(request: web.Request) -> web.Response:
             recorder_alive, store_reachable = True, bool(data.get("store_reachable"))
     except (ConnectionError, aiohttp.ClientError, TimeoutError, ValueError):
         pass
-    ok = recorder_alive and bool(store_reachable)
+    ok = recorder_alive and bool(store_reachable) and spool_ok and dead == 0
     return web.json_response(
         {
             "status": "ok" if ok else "degraded",
             "proxy": "ok",
             "recorder_alive": recorder_alive,
             "store_reachable": store_reachable,
+            "spool": "ok" if spool_ok else "stopped",
+            "dead_letters": dead,
         }
     )
 
@@ -169,17 +185,31 @@ async def forward(request: web.Request) -> web.StreamResponse:
     return await request.app[FORWARDER].handle(request)
 
 
-def make_app(settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.parse_limit + 1)
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/_toolwatch/")
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()  # answered by the access middleware before it gets here
+
+
+def make_app(
+    settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None, salt: bytes = b""
+) -> web.Application:
+    install_byte_faithful_headers()
+    app = web.Application(client_max_size=settings.parse_limit + 1, middlewares=[access.middleware(settings)])
     app[SETTINGS] = settings
     app[LINK] = link or RecorderLink()
+    app[SALT] = salt
     if sink is not None:
         app[SINK_OVERRIDE] = sink
     # set up in this order, torn down in the reverse one: the spool closes last, after every request
     app.cleanup_ctx.extend((_spool, _upstream_session, _api_client, _forwarder))
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", home)
+    app.router.add_get("/_toolwatch/login", login)
     app.router.add_get("/_toolwatch/api/status", status)
     app.router.add_get("/_toolwatch/api/{name:[a-z_/]+}", api_relay)
-    app.router.add_post("/_toolwatch/api/{name:reclassify}", api_relay)
+    app.router.add_post("/_toolwatch/api/{name:reclassify|delete}", api_relay)
     app.router.add_route("*", "/{upstream:[^/_][^/]*}{rest:(/.*)?}", forward)
     return app

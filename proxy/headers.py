@@ -5,6 +5,9 @@ Pure functions over header multidicts; no I/O.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -24,8 +27,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Set again by the client library for the new connection (Host is the configured upstream's).
+# (Content-Length is set again from the request's own, so a body is never re-chunked.)
 REQUEST_DROP = frozenset({"host", "content-length"})
-RESPONSE_DROP = frozenset({"content-length"})
+RESPONSE_DROP: frozenset[str] = frozenset()
 _REQUEST_DROP_ALL = HOP_BY_HOP | REQUEST_DROP
 _RESPONSE_DROP_ALL = HOP_BY_HOP | RESPONSE_DROP
 
@@ -129,3 +133,46 @@ def recorded_response_headers(headers: Headers) -> dict[str, str]:
         if low in RECORDED_RESPONSE or low.startswith(RECORDED_RESPONSE_PREFIXES):
             kept[low] = value
     return kept
+
+
+# Where providers' SDKs put the API key: a bearer token, a key header, or Gemini's ``key`` query parameter.
+KEY_HEADERS = ("x-api-key", "api-key", "x-goog-api-key")
+
+
+def key_fingerprint(headers: Headers, query: Mapping[str, str], salt: bytes) -> str:
+    """A salted HMAC-SHA256 (16 hex digits) of the API key the request carries, "" when it has none: lets
+    reports group traffic by key without the key being stored anywhere."""
+    key = None
+    auth = headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        key = auth[7:].strip()
+    if not key:
+        key = next((v for h in KEY_HEADERS if (v := headers.get(h))), None) or query.get("key")
+    if not key:
+        return ""
+    return hmac.new(salt, key.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:16]
+
+
+def install_byte_faithful_headers() -> None:
+    """Make aiohttp write header values as the bytes they came from.
+
+    aiohttp reads header bytes that are not UTF-8 as surrogate escapes, but its writer drops them, so an
+    upstream's ``caf\\xe9.json`` reached the agent as ``caf.json``. Values with such escapes (rare: anything
+    not ASCII) are written by this function with ``surrogateescape``, giving back the original bytes; the
+    rest keep aiohttp's own fast writer. Idempotent."""
+    from aiohttp import http_writer
+
+    fast = getattr(http_writer, "_toolwatch_fast", None) or http_writer._serialize_headers
+    if getattr(http_writer._serialize_headers, "_toolwatch", False):
+        return
+
+    def serialize(status_line: str, headers: CIMultiDict[str]) -> bytes:
+        if status_line.isascii() and all(k.isascii() and v.isascii() for k, v in headers.items()):
+            return fast(status_line, headers)
+        lines = [http_writer._safe_header(status_line)]
+        lines += [http_writer._safe_header(k) + ": " + http_writer._safe_header(v) for k, v in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+    serialize._toolwatch = True  # type: ignore[attr-defined]
+    http_writer._toolwatch_fast = fast  # type: ignore[attr-defined]
+    http_writer._serialize_headers = serialize

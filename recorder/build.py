@@ -18,8 +18,10 @@ from typing import Any, Literal
 from toolwatch.providers import Parsed
 from toolwatch.providers._wire import strict_json
 from toolwatch.providers.base import ToolCallOut
+from toolwatch.providers.decoders import DecodeError, decode_body
 from toolwatch.recorder.links import Key, Links
 from toolwatch.recorder.outcomes import Classifier
+from toolwatch.recorder.redact import Redactor
 from toolwatch.recorder.sessions import conv_key, opening_key
 from toolwatch.recorder.validate import SchemaCache, classify
 from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
@@ -36,9 +38,17 @@ REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 @dataclass(frozen=True)
 class BuildOptions:
     result_max_bytes: int = 64 * 1024
-    store_bodies: bool = True
+    # "redacted": bodies decoded and with secrets replaced; "full": as they were; "none" (False: "none")
+    store_bodies: Literal["full", "redacted", "none"] | bool = "redacted"
     schemas: SchemaCache = field(default_factory=SchemaCache)  # compiled once, shared by every build
     classifier: Classifier = field(default_factory=Classifier)
+    redactor: Redactor = field(default_factory=Redactor)
+
+    @property
+    def bodies(self) -> Literal["full", "redacted", "none"]:
+        if isinstance(self.store_bodies, bool):
+            return "full" if self.store_bodies else "none"
+        return self.store_bodies
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,11 @@ class Records:
 def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Records:
     ex = frame.exchange
     req, resp = parsed.request, parsed.response
+    red = opts.redactor
     model = resp.model or parsed.model_requested or ""
     common: dict[str, Any] = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
     ckey = conv_key(req, resp)
-    tool_calls = _tool_calls(frame, parsed, model, ckey, common, opts.schemas)
+    tool_calls, sigs = _tool_calls(frame, parsed, model, ckey, common, opts.schemas, red)
     kinds = [t.malformed_kind for t in tool_calls if t.malformed_kind]
     first_prior = req.prior_tool_call_ids[0] if req.prior_tool_call_ids else ""
     previous = req.previous_response_id or ""
@@ -77,9 +88,9 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
         stream=req.stream,
         status=ex.status,
         outcome=ex.outcome,
-        error=ex.error or resp.error_message,
+        error=red.optional(ex.error or resp.error_message),
         parse_status=parsed.parse_status,
-        parse_error=parsed.parse_error,
+        parse_error=red.optional(parsed.parse_error),
         finish_reason=resp.finish_reason,
         response_id=resp.response_id,
         input_tokens=resp.usage.input_uncached,
@@ -106,8 +117,9 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
         previous_response_id=previous,
         malformed_count=len(kinds),
         malformed_kinds=kinds,
-        tool_sigs=[tool_signature(t.name, t.arguments, t.raw_arguments) for t in tool_calls],
+        tool_sigs=sigs,
         link_key=links.session_of(ex.upstream, previous, first_prior),
+        key_fingerprint=ex.key_fingerprint,
         **common,
     )
     results: list[ToolResult] = []
@@ -119,7 +131,9 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
             resent.append(key)
             continue
         built_now.add(key)
-        content, size, truncated = _truncate(tr.content, opts.result_max_bytes)
+        # secrets go before truncation, which could otherwise leave half a key that no pattern matches
+        content, _, truncated = _truncate(red.text(tr.content), opts.result_max_bytes)
+        size = len(tr.content.encode())
         results.append(
             ToolResult(
                 result_uid=uuid.uuid5(_NS_RESULT, f"{ex.upstream}\x00{tr.tool_call_id}"),
@@ -137,37 +151,56 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
                 **common,
             )
         )
-    body = None
-    if opts.store_bodies and parsed.endpoint != "other":
-        body = Body(
-            call_id=ex.id,
-            ts=ex.started_at,
-            request_body=frame.request,
-            response_body=frame.response,
-            request_truncated=ex.request_truncated,
-            response_truncated=ex.response_truncated,
-        )
-    return Records(call, tool_calls, results, body, resent)
+    return Records(call, tool_calls, results, _body(frame, parsed, opts), resent)
+
+
+def _body(frame: Frame, parsed: Parsed, opts: BuildOptions) -> Body | None:
+    mode = opts.bodies
+    if mode == "none" or parsed.endpoint == "other":
+        return None
+    ex = frame.exchange
+    request, response = frame.request, frame.response
+    if mode == "redacted":
+        try:  # secrets can only be found in the decoded text: the redacted body is stored decoded
+            response = decode_body(response, ex.response_content_encoding)
+        except DecodeError:
+            response = b""
+        request, response = opts.redactor.data(request), opts.redactor.data(response)
+    return Body(
+        call_id=ex.id,
+        ts=ex.started_at,
+        request_body=request,
+        response_body=response,
+        request_truncated=ex.request_truncated,
+        response_truncated=ex.response_truncated,
+    )
 
 
 def _tool_calls(
-    frame: Frame, parsed: Parsed, model: str, ckey: str, common: dict[str, Any], schemas: SchemaCache
-) -> list[ToolCall]:
-    """Structured tool calls, each validated; or else the calls written into the reply text."""
+    frame: Frame,
+    parsed: Parsed,
+    model: str,
+    ckey: str,
+    common: dict[str, Any],
+    schemas: SchemaCache,
+    red: Redactor,
+) -> tuple[list[ToolCall], list[int]]:
+    """Structured tool calls, each validated (on the text as produced); or else the calls written into the
+    reply text. What is stored has its secrets redacted; the loop signatures are of the text as produced."""
     ex, resp = frame.exchange, parsed.response
     declared = parsed.declared
-    out: list[ToolCall] = []
+    out: list[tuple[ToolCall, int]] = []
     last = len(resp.tool_calls) - 1
     for i, tc in enumerate(resp.tool_calls):
         verdict = classify(
             tc.name, tc.raw_arguments, declared, finish_reason=resp.finish_reason, is_last=i == last, cache=schemas
         )
-        out.append(_tool_call(frame, model, tc, common, verdict.kind, verdict.detail, ckey))
+        out.append(_tool_call(frame, model, tc, common, verdict.kind, red.text(verdict.detail), ckey, red))
     for n, found in enumerate(parsed.in_text):
         tc = ToolCallOut(n, f"intext-{ex.id}-{n}", found.name, found.raw_arguments)
         detail = f"tool call written in the reply text ({found.style})"
-        out.append(_tool_call(frame, model, tc, common, "in_text", detail, ckey))
-    return out
+        out.append(_tool_call(frame, model, tc, common, "in_text", detail, ckey, red))
+    return [t for t, _ in out], [sig for _, sig in out]
 
 
 def _tool_call(
@@ -178,9 +211,12 @@ def _tool_call(
     kind: MalformedKind | Literal[""],
     detail: str,
     ckey: str,
-) -> ToolCall:
+    red: Redactor,
+) -> tuple[ToolCall, int]:
+    """The record of one tool call, and its loop signature (of the arguments as produced)."""
     ex = frame.exchange
-    return ToolCall(
+    arguments = _arguments(tc.raw_arguments)
+    record = ToolCall(
         tool_call_uid=uuid.uuid5(_NS_TOOL_CALL, f"{ex.id}\x00{tc.index}"),
         call_id=ex.id,
         ts=ex.started_at,
@@ -189,13 +225,14 @@ def _tool_call(
         call_index=tc.index,
         tool_call_id=tc.id,
         name=tc.name,
-        raw_arguments=tc.raw_arguments,
-        arguments=_arguments(tc.raw_arguments),
+        raw_arguments=red.text(tc.raw_arguments),
+        arguments=red.optional(arguments),
         malformed_kind=kind,
         malformed_detail=detail,
         conv_key=ckey,
         **common,
     )
+    return record, tool_signature(tc.name, arguments, tc.raw_arguments)
 
 
 def tool_signature(name: str, arguments: str | None, raw: str) -> int:
@@ -221,4 +258,7 @@ def _arguments(raw: str) -> str | None:
         return None
     if not isinstance(value, dict):
         return None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    except (RecursionError, ValueError):  # nested deeper than the serialiser goes: kept as raw text only
+        return None

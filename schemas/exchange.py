@@ -42,3 +42,4 @@ class Exchange(BaseModel):
     user_id: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
     response_headers: dict[str, str] = Field(default_factory=dict)  # non-secret provider headers
+    key_fingerprint: str = ""  # salted HMAC of the API key the request carried ("" = none): never the key

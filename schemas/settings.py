@@ -43,6 +43,17 @@ class Upstream(BaseModel):
         return v.rstrip("/")
 
 
+class ModelPrice(BaseModel):
+    """USD per million tokens. ``cache_write`` only where a provider prices cache writes apart."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0)
+    cached_input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float | None = Field(None, ge=0)
+
+
 class Settings(BaseModel):
     """Every setting, with its default. Sizes are bytes, times are seconds."""
 
@@ -68,7 +79,24 @@ class Settings(BaseModel):
     shutdown_timeout: float = Field(15.0, ge=0)
     ttl_days: int = Field(90, ge=1)
     body_ttl_days: int = Field(7, ge=1)
-    store_bodies: bool = True
+    # what of the full request and response bodies the bodies table keeps: "redacted" (secrets replaced),
+    # "full" (as they were) or "none"
+    store_bodies: Literal["full", "redacted", "none"] = "redacted"
+    # extra secret patterns to redact, name -> regular expression; the built-in ones apply unless
+    # redact_defaults is false
+    redact_patterns: dict[str, str] = Field(default_factory=dict)
+    redact_defaults: bool = True
+    # a bearer token for what toolwatch serves itself (/_toolwatch, /metrics); required to listen on a
+    # non-loopback address
+    admin_token: str = ""
+    # the URL people and links use to reach toolwatch (its host is allowed besides loopback names)
+    public_url: str = ""
+    # salt of the API-key fingerprints; "" = a random one kept with the store (set it to share it)
+    key_salt: str = ""
+    # model -> price, over the built-in price table (analyzers/prices.json)
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    max_connections: int = Field(4096, ge=1)  # concurrent client connections the proxy holds
+    fsync_interval: float = Field(0.5, gt=0)  # a power loss loses at most this many seconds of recording
     # extra tool-result error rules, name -> regular expression searched in the result's first 2 KiB
     outcome_rules: dict[str, str] = Field(default_factory=dict)
     # CPU priority of the recorder process: "idle" runs it only on CPU time nothing else wants (recording
@@ -91,6 +119,33 @@ class Settings(BaseModel):
                 raise ValueError(f"upstream name {name!r} is reserved or not a single path segment")
         return merged
 
+    @field_validator("store_bodies", mode="before")
+    @classmethod
+    def _legacy_bool(cls, v: Any) -> Any:
+        """``store_bodies = true/false`` from older configs: keep everything, or nothing."""
+        if isinstance(v, bool):
+            return "full" if v else "none"
+        if isinstance(v, str) and v.lower() in ("true", "false", "1", "0"):
+            return "full" if v.lower() in ("true", "1") else "none"
+        return v
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, pattern in v.items():
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"redact pattern {name!r} is not a valid regular expression: {e}") from e
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must start with http:// or https://, got {v!r}")
+        return v.rstrip("/")
+
     @field_validator("outcome_rules")
     @classmethod
     def _rules_compile(cls, v: dict[str, str]) -> dict[str, str]:
@@ -106,6 +161,10 @@ class Settings(BaseModel):
         store = self.store or f"chdb://{Path.cwd() / 'toolwatch-data' / 'store'}"
         if not store.startswith(("chdb://", "http://", "https://")):
             raise ValueError(f"store must be chdb:///abs/path or http(s)://host:8123[/db], got {store!r}")
+        if store.startswith("chdb://") and not store.removeprefix("chdb://").startswith("/"):
+            raise ValueError(
+                f"an embedded store needs an absolute path, chdb:///abs/path (three slashes), got {store!r}"
+            )
         spool = self.spool
         if not spool:
             path = chdb_path(store)

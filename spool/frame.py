@@ -29,11 +29,39 @@ class Frame:
     response: bytes
 
 
-def encode(exchange: Exchange, request: bytes, response: bytes) -> bytes:
+def encode_parts(exchange: Exchange, request: bytes, response: bytes) -> list[bytes]:
+    """The frame as the pieces ``os.writev`` takes: the bodies are not copied."""
     meta = exchange.model_dump_json().encode()
     lengths = struct.pack("<III", len(meta), len(request), len(response))
     crc = zlib.crc32(response, zlib.crc32(request, zlib.crc32(meta, zlib.crc32(lengths))))
-    return b"".join((MAGIC, struct.pack("<I", crc), lengths, meta, request, response))
+    return [MAGIC + struct.pack("<I", crc) + lengths, meta, request, response]
+
+
+def encode(exchange: Exchange, request: bytes, response: bytes) -> bytes:
+    return b"".join(encode_parts(exchange, request, response))
+
+
+def valid_at(buf: bytes | memoryview, offset: int) -> int | None:
+    """The size of a whole, intact frame starting at ``offset`` (checksum verified), else None."""
+    try:
+        size = frame_size(buf, offset)
+    except FrameError:
+        return None
+    if size is None or len(buf) - offset < size:
+        return None
+    crc = _HEAD.unpack_from(buf, offset)[1]
+    return size if zlib.crc32(memoryview(buf)[offset + 8 : offset + size]) == crc else None
+
+
+def resync(buf: bytes | memoryview, offset: int) -> int | None:
+    """Where the next intact frame after damage at ``offset`` starts, or None if there is none in ``buf``."""
+    data = bytes(buf) if isinstance(buf, memoryview) else buf
+    pos = data.find(MAGIC, offset + 1)
+    while pos != -1:
+        if valid_at(data, pos) is not None:
+            return pos
+        pos = data.find(MAGIC, pos + 1)
+    return None
 
 
 def frame_size(buf: bytes | memoryview, offset: int = 0) -> int | None:

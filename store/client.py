@@ -52,8 +52,10 @@ def embedded_locked(path: str) -> bool:
         os.close(fd)
 
 
-def open_client(dsn: str, database: str, **kwargs: Any) -> Client:
-    """A client whose default database exists and is selected. Raises StoreError (or StoreLockedError)."""
+def open_client(dsn: str, database: str, *, create: bool = True, **kwargs: Any) -> Client:
+    """A client whose default database exists and is selected. Raises StoreError (or StoreLockedError).
+
+    ``create=False`` (readers): a database that does not exist is an error, not created."""
     if dsn.startswith(("http://", "https://")):
         database = _server_database(dsn) or database
     if not _IDENT.match(database):
@@ -61,7 +63,10 @@ def open_client(dsn: str, database: str, **kwargs: Any) -> Client:
     try:
         admin = clickhouse_connect.get_client(dsn=dsn, **kwargs)
         try:
-            admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            if create:
+                admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            elif not admin.command("SELECT count() FROM system.databases WHERE name = {db:String}", {"db": database}):
+                raise StoreError(f"the store at {_safe(dsn)} has no database {database!r}: nothing recorded there yet")
         finally:
             if not dsn.startswith("chdb://"):
                 admin.close()
@@ -73,8 +78,14 @@ def open_client(dsn: str, database: str, **kwargs: Any) -> Client:
         text = str(e)
         path = chdb_path(dsn)
         if any(marker in text for marker in _LOCKED) or (path is not None and embedded_locked(path)):
-            raise StoreLockedError(f"the store at {dsn.split('?')[0]} is held by another process") from e
+            raise StoreLockedError(f"the store at {_safe(dsn)} is held by another process") from e
         raise StoreError(f"cannot open the store: {_first_line(text)}") from e
+
+
+def _safe(dsn: str) -> str:
+    """The DSN without its query string, user and password."""
+    scheme, sep, rest = dsn.split("?")[0].partition("://")
+    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}"
 
 
 def _first_line(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
@@ -69,7 +69,7 @@ class StoreHandle:
                 self._client = None
 
 
-def _timeouts(dsn: str, seconds: float) -> dict[str, float]:
+def _timeouts(dsn: str, seconds: float) -> dict[str, Any]:
     if dsn.startswith(("http://", "https://")):
         return {"connect_timeout": seconds, "send_receive_timeout": seconds}
     return {}

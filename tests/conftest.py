@@ -7,6 +7,7 @@ import pytest
 
 from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness, make_settings
+from toolwatch.demo.script import Reply, ToolCallSpec
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,11 @@ async def tw(store_path: Path, tmp_path: Path, fake: FakeUpstream) -> AsyncItera
         yield h
     finally:
         await h.close()
+
+
+@pytest.fixture
+async def tool_fake() -> AsyncIterator[FakeUpstream]:
+    """A fake upstream whose every answer makes one tool call."""
+    reply = Reply(text="ok", tool_calls=(ToolCallSpec("lookup", '{"key": "v"}'),))
+    async with FakeUpstream(default=reply) as fake:
+        yield fake

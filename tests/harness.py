@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
 from aiohttp import web
 
+from toolwatch.dashboard import add_routes as add_dashboard
 from toolwatch.proxy.app import SPOOL, make_app
 from toolwatch.recorder.build import BuildOptions
 from toolwatch.recorder.loop import Recorder
@@ -66,6 +68,7 @@ class Harness:
 
     async def start(self) -> Harness:
         self.app = make_app(self.settings)
+        add_dashboard(self.app)
         self.runner = web.AppRunner(self.app, handler_cancellation=True, shutdown_timeout=2.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -95,12 +98,7 @@ class Harness:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             spool, rec = self.spool, self.recorder
-            if (
-                spool.appended >= expect
-                and spool._pending_bytes == 0
-                and rec.stats.frames_read == spool.appended
-                and not rec.batch.rows()
-            ):
+            if spool.appended >= expect and rec.stats.frames_read == spool.appended and not rec.batch.rows():
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError(f"recorder did not catch up: {self.recorder.stats}")
@@ -173,9 +171,19 @@ class ServeProcess:
         async for line in self.proc.stderr:
             self.stderr += line
 
+    @property
+    def token(self) -> str:
+        return self.env.get("TOOLWATCH_ADMIN_TOKEN", "")
+
     async def get(self, path: str) -> Any:
-        async with aiohttp.ClientSession() as s, s.get(self.url + path) as r:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        async with aiohttp.ClientSession() as s, s.get(self.url + path, headers=headers) as r:
             return r.status, await r.json()
+
+    async def get_raw(self, path: str) -> tuple[int, str]:
+        """Without the admin token."""
+        async with aiohttp.ClientSession() as s, s.get(self.url + path) as r:
+            return r.status, await r.text()
 
     async def status(self) -> dict[str, Any]:
         return (await self.get("/_toolwatch/api/status"))[1]  # type: ignore[no-any-return]
@@ -252,3 +260,17 @@ class StoreHolder:
             assert self.proc.stdin is not None
             self.proc.stdin.close()
             await asyncio.wait_for(self.proc.wait(), 30)
+
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+
+
+async def send_openai(url: str, n: int, body_pad: int = 0) -> None:
+    async with openai.AsyncOpenAI(base_url=f"{url}/openai/v1", api_key="sk-x", max_retries=0) as client:
+        for i in range(n):
+            r = await client.chat.completions.create(
+                model="gpt-test",
+                messages=[{"role": "user", "content": f"question {i} " + "x" * body_pad}],
+                tools=TOOLS,  # type: ignore[arg-type]
+            )
+            assert r.choices[0].message.tool_calls[0].function.name == "lookup"  # type: ignore[index,union-attr]

@@ -7,36 +7,12 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
-import openai
-import pytest
 
 from tests.fakes.upstreams import FakeUpstream
-from tests.harness import ServeProcess, StoreHolder, run_cli
-from toolwatch.demo.script import Reply, ToolCallSpec
-
-TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-
-
-@pytest.fixture
-async def tool_fake() -> AsyncIterator[FakeUpstream]:
-    reply = Reply(text="ok", tool_calls=(ToolCallSpec("lookup", '{"key": "v"}'),))
-    async with FakeUpstream(default=reply) as fake:
-        yield fake
-
-
-async def send_openai(url: str, n: int, body_pad: int = 0) -> None:
-    async with openai.AsyncOpenAI(base_url=f"{url}/openai/v1", api_key="sk-x", max_retries=0) as client:
-        for i in range(n):
-            r = await client.chat.completions.create(
-                model="gpt-test",
-                messages=[{"role": "user", "content": f"question {i} " + "x" * body_pad}],
-                tools=TOOLS,  # type: ignore[arg-type]
-            )
-            assert r.choices[0].message.tool_calls[0].function.name == "lookup"  # type: ignore[index,union-attr]
+from tests.harness import ServeProcess, StoreHolder, run_cli, send_openai
 
 
 async def test_sigterm_drains_spool_into_store(tmp_path: Path, tool_fake: FakeUpstream) -> None:

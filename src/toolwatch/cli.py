@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 
 from toolwatch.errors import fail
 from toolwatch.logs import setup_logging
@@ -59,6 +60,18 @@ def parser() -> argparse.ArgumentParser:
     _common(rc)
     rc.add_argument("--server", help="ask this running toolwatch to do it (http://host:port)")
     rc.add_argument("--since", default="30d", help="results recorded in this window (30d)")
+    dl = sub.add_parser("deadletter", help="what could not be recorded: list it, or put it back into the spool")
+    _common(dl)
+    dl.add_argument("action", choices=("list", "replay"), help="list the dead letters, or replay the whole frames")
+    dl.add_argument("--spool", help="spool directory (default beside the embedded store)")
+    dl.add_argument("--json", action="store_true", help="print JSON")
+    de = sub.add_parser("delete", help="remove a user's or a session's calls from every table (data protection)")
+    _common(de)
+    de.add_argument("--server", help="ask this running toolwatch to do it (http://host:port)")
+    who = de.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a Toolwatch-User-Id")
+    who.add_argument("--session", help="a session as listed by `toolwatch sessions` (or a Toolwatch-Session-Id)")
+    de.add_argument("--json", action="store_true", help="print JSON")
     one = sub.add_parser("session", help="one session's timeline, step by step")
     _reading(one)
     one.add_argument("session", help="a session as listed by `toolwatch sessions` (or a Toolwatch-Session-Id)")
@@ -81,6 +94,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # the store, the spool and every file toolwatch writes are its user's alone
     args = parser().parse_args(argv)
     try:
         settings = _settings(args)
@@ -88,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command == "deadletter":
+            return _deadletter(settings, args.action, args.json)
         from toolwatch.analyzers import client, format
 
         if args.command == "calls":
@@ -95,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("--last must be between 1 and 10000")
             rows = client.read_api(settings, args.server, "calls", "recent_calls", {"last": args.last})
             print(json.dumps(rows, indent=2) if args.json else format.format_calls(rows))
+            return 0
+        if args.command == "delete":
+            done = client.delete(settings, args.server, args.user, args.session)
+            if args.json:
+                print(json.dumps(done, indent=2))
+            else:
+                print(f"deleted {done['calls']} call(s): " + ", ".join(f"{t} {n}" for t, n in done["rows"].items()))
             return 0
         if args.command == "reclassify":
             done = client.reclassify(settings, args.server, args.since)
@@ -127,6 +150,28 @@ def _serve(settings: Settings) -> int:
         return uvloop.run(serve(settings))
     except ImportError:
         return asyncio.run(serve(settings))
+
+
+def _deadletter(settings: Settings, action: str, as_json: bool) -> int:
+    from toolwatch.spool.deadletter import DeadLetters
+
+    letters = DeadLetters(settings.spool_path)
+    if action == "replay":
+        replayed, kept = letters.replay()
+        if as_json:
+            print(json.dumps({"replayed": replayed, "kept": [str(k.path) for k in kept]}, indent=2))
+        else:
+            print(f"put {replayed} frame(s) back into the spool; {len(kept)} dead letter(s) cannot be replayed")
+        return 0
+    found = letters.all()
+    if as_json:
+        print(json.dumps([{"file": str(d.path), "bytes": d.size, **d.header} for d in found], indent=2))
+    elif not found:
+        print(f"no dead letters in {letters.directory}")
+    else:
+        for d in found:
+            print(f"{d.path.name}  {d.header.get('stage', '?')}  {d.size} bytes  {d.error}")
+    return 0
 
 
 def _migrate(settings: Settings) -> int:

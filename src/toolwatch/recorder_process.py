@@ -9,11 +9,30 @@ is kept, so a recorder told to stop early still drains the spool before it exits
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
 EARLY_STOP = threading.Event()
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """The kernel kills this process when ``serve`` dies, however it dies (Linux); elsewhere the
+    once-a-second parent check below stops it."""
+    parent = int(os.environ.get("TOOLWATCH_PARENT_PID", "0") or 0)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if parent and os.getppid() != parent:  # the parent died before the request above was made
+        os._exit(0)
+
+
 if __name__ == "__main__":  # before the heavy imports below, on purpose
+    die_with_parent()
     for _sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(_sig, lambda *_: EARLY_STOP.set())
 
@@ -22,7 +41,6 @@ import contextlib  # noqa: E402
 import datetime as dt  # noqa: E402
 import gc  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -32,11 +50,14 @@ from aiohttp import web  # noqa: E402
 from clickhouse_connect.driver.client import Client  # noqa: E402
 
 from toolwatch.analyzers.api import make_app  # noqa: E402
+from toolwatch.analyzers.cost import price_table  # noqa: E402
+from toolwatch.analyzers.views import Context  # noqa: E402
 from toolwatch.logs import setup_logging  # noqa: E402
 from toolwatch.recorder.build import BuildOptions  # noqa: E402
 from toolwatch.recorder.loop import Recorder  # noqa: E402
 from toolwatch.recorder.outcomes import Classifier  # noqa: E402
 from toolwatch.recorder.reclassify import reclassify  # noqa: E402
+from toolwatch.recorder.redact import Redactor  # noqa: E402
 from toolwatch.schemas.settings import Settings  # noqa: E402
 from toolwatch.spool.reader import SpoolReader  # noqa: E402
 from toolwatch.store.handle import StoreHandle  # noqa: E402
@@ -81,6 +102,7 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
             result_max_bytes=settings.result_max_bytes,
             store_bodies=settings.store_bodies,
             classifier=classifier,
+            redactor=Redactor(settings.redact_patterns, settings.redact_defaults),
         ),
         batch_rows=settings.batch_rows,
         batch_interval=settings.batch_interval,
@@ -93,7 +115,9 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
         done = reclassify(client, classifier, since)
         return done.examined, done.changed
 
-    runner = web.AppRunner(make_app(recorder, store, reclassify_since), access_log=None)
+    secret = os.environ.get("TOOLWATCH_INTERNAL_SECRET", "")
+    ctx = Context(price_table({m: p.model_dump() for m, p in settings.prices.items()}))
+    runner = web.AppRunner(make_app(recorder, store, reclassify_since, secret, ctx), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -138,6 +162,7 @@ def set_priority(priority: str) -> None:
 
 
 def main(early_stop: threading.Event | None = None) -> int:
+    os.umask(0o077)
     settings = Settings.model_validate_json(sys.stdin.read())
     set_priority(settings.recorder_priority)
     # every exchange allocates thousands of short-lived objects: collect the young generation less often

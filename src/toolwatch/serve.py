@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -19,9 +20,14 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from toolwatch.analyzers.client import server_file
+from toolwatch.dashboard import add_routes as add_dashboard
+from toolwatch.proxy.access import is_loopback
 from toolwatch.proxy.app import AccessLogger, RecorderLink, make_app
+from toolwatch.proxy.listen import LimitedSite, raise_file_limit
+from toolwatch.schemas.errors import ConfigError
 from toolwatch.schemas.settings import Settings
+from toolwatch.spool.locks import FileLock
+from toolwatch.store.place import key_salt, server_file, spool_lock, store_dir, store_lock
 
 log = logging.getLogger("toolwatch.serve")
 
@@ -49,6 +55,12 @@ class RecorderSupervisor:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                # the recorder asks the kernel to kill it when this process dies (PR_SET_PDEATHSIG)
+                env={
+                    **os.environ,
+                    "TOOLWATCH_PARENT_PID": str(os.getpid()),
+                    "TOOLWATCH_INTERNAL_SECRET": self.link.secret,
+                },
             )
             self.proc = proc
             assert proc.stdin is not None and proc.stdout is not None
@@ -110,9 +122,48 @@ def supervised(settings: Settings, link: RecorderLink) -> Callable[[web.Applicat
     return recorder
 
 
+def check_exposure(settings: Settings) -> None:
+    """Listening beyond loopback puts every prompt and key within reach of the network: not without a token."""
+    if not is_loopback(settings.host) and not settings.admin_token:
+        raise ConfigError(
+            f"listening on {settings.host} (not loopback) needs an admin token: set TOOLWATCH_ADMIN_TOKEN"
+            " (or admin_token in toolwatch.toml), or listen on 127.0.0.1"
+        )
+
+
+def take_ownership(settings: Settings) -> list[FileLock]:
+    """One ``serve`` per store and per spool: take both locks before anything else is touched, or say who
+    holds them. The locks go with this process, however it ends."""
+    folder = store_dir(settings)
+    if folder is not None:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.spool_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    taken: list[FileLock] = []
+    for what, path in (("store", store_lock(settings)), ("spool", spool_lock(settings))):
+        lock = FileLock(path)
+        if path in (t.path for t in taken):
+            continue
+        if not lock.acquire():
+            for t in taken:
+                t.release()
+            other = ""
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                info = orjson.loads(server_file(settings).read_bytes())
+                other = f" (pid {info['pid']}, listening on {info['url']})"
+            raise ConfigError(
+                f"another toolwatch serve is using this {what}{other}: {path.parent}."
+                " Stop it first, or give this one its own --store and --spool."
+            )
+        taken.append(lock)
+    return taken
+
+
 async def serve(settings: Settings) -> int:
-    link = RecorderLink()
-    app = make_app(settings, link)
+    check_exposure(settings)
+    locks = take_ownership(settings)
+    link = RecorderLink(secret=secrets.token_hex(16))
+    app = make_app(settings, link, salt=key_salt(settings))
+    add_dashboard(app)
     app.cleanup_ctx.insert(0, supervised(settings, link))
     runner = web.AppRunner(
         app,
@@ -124,7 +175,8 @@ async def serve(settings: Settings) -> int:
     info = server_file(settings)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        raise_file_limit(settings.max_connections)
+        site = LimitedSite(runner, settings.host, settings.port, max_connections=settings.max_connections)
         await site.start()
         host, port = runner.addresses[0][:2]
         url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
@@ -142,13 +194,16 @@ async def serve(settings: Settings) -> int:
         await runner.cleanup()
         with contextlib.suppress(FileNotFoundError):
             info.unlink()
+        for lock in locks:
+            lock.release()
     log.info("stopped")
     return 0
 
 
 def _write_server_file(path: Path, url: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps({"url": url, "pid": os.getpid()}))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps({"url": url, "pid": os.getpid()}))
+    os.replace(tmp, path)
 
 
 def _safe_dsn(dsn: str) -> str:

@@ -222,9 +222,10 @@ async def test_report_counts_with_session_headers(tw: Harness, fake: FakeUpstrea
 
 def analyze(tw: Harness, name: str, **raw: Any) -> list[dict[str, Any]]:
     from toolwatch.analyzers.params import analyzer_params
+    from toolwatch.analyzers.views import Context, view
 
     params = analyzer_params(name, raw)
-    return tw.store.run(lambda c: runner.run(c, name, **params))
+    return tw.store.run(lambda c: view(c, name, params, Context()))  # type: ignore[no-any-return]
 
 
 async def test_sessions_and_timeline(tw: Harness, fake: FakeUpstream) -> None:
@@ -254,12 +255,13 @@ async def test_sessions_and_timeline(tw: Harness, fake: FakeUpstream) -> None:
     assert [s["recovered"] for s in steps] == [False, False, False, False]
     assert steps[-1]["final_answer"] is True
     first_calls = [s["tool_calls"][0] for s in steps[:3]]
-    assert [(c[2], c[4], c[5], c[6]) for c in first_calls] == [("nope", "unknown_tool", "error", "error_prefix")] * 3
+    got = [(c["name"], c["malformed_kind"], c["outcome"], c["error_rule"]) for c in first_calls]
+    assert got == [("nope", "unknown_tool", "error", "error_prefix")] * 3
     open_steps = analyze(tw, "session", session="h:s7", since="1h")
-    assert [c[5] for c in open_steps[0]["tool_calls"]] == ["pending"]
+    assert [c["outcome"] for c in open_steps[0]["tool_calls"]] == ["pending"]
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)).isoformat()
     abandoned = analyze(tw, "session", session="s7", since="2h", until=later)
-    assert [c[5] for c in abandoned[0]["tool_calls"]] == ["missing"]
+    assert [c["outcome"] for c in abandoned[0]["tool_calls"]] == ["missing"]
 
 
 async def test_report_is_the_same_without_session_headers(tw: Harness, fake: FakeUpstream) -> None:

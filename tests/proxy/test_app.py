@@ -156,7 +156,14 @@ async def recorder(link: RecorderLink) -> AsyncIterator[FakeRecorder]:
 async def test_healthz_is_degraded_without_a_recorder(proxy: Proxy) -> None:
     assert await proxy.get("/healthz") == (
         200,
-        {"status": "degraded", "proxy": "ok", "recorder_alive": False, "store_reachable": None},
+        {
+            "status": "degraded",
+            "proxy": "ok",
+            "recorder_alive": False,
+            "store_reachable": None,
+            "spool": "ok",
+            "dead_letters": 0,
+        },
     )
 
 
@@ -171,7 +178,10 @@ async def test_status_works_without_a_recorder(proxy: Proxy) -> None:
         "spool_cap_bytes": None,
         "exchanges_spooled": None,
         "records_dropped": None,
+        "records_refused": None,
         "spool_write_errors": None,
+        "spool_healthy": None,
+        "dead_letters": None,
         "recorder_restarts": 2,
         "recorder_alive": False,
         "store_reachable": None,
@@ -189,7 +199,7 @@ async def test_status_works_without_a_recorder(proxy: Proxy) -> None:
     ],
 )
 async def test_relayed_calls_answer_503_without_a_recorder(proxy: Proxy, method: str, path: str) -> None:
-    async with proxy.http.request(method, proxy.url + path) as r:
+    async with proxy.http.request(method, proxy.url + path, headers={"Toolwatch-Request": "1"}) as r:
         assert r.status == 503
         assert await r.json() == {"error": "recorder unavailable: the recorder is not running"}
 
@@ -210,7 +220,14 @@ async def test_a_recorder_that_does_not_answer(proxy: Proxy) -> None:
     assert code == 503 and body["error"].startswith("recorder unavailable: ")
     assert await proxy.get("/healthz") == (
         200,
-        {"status": "degraded", "proxy": "ok", "recorder_alive": False, "store_reachable": None},
+        {
+            "status": "degraded",
+            "proxy": "ok",
+            "recorder_alive": False,
+            "store_reachable": None,
+            "spool": "ok",
+            "dead_letters": 0,
+        },
     )
     code, body = await proxy.get("/_toolwatch/api/status")
     assert code == 200 and body["recorder_alive"] is False and body["recorder_error"]
@@ -222,7 +239,14 @@ async def test_a_recorder_that_does_not_answer(proxy: Proxy) -> None:
 async def test_healthz_is_ok_with_a_recorder_and_its_store(proxy: Proxy, recorder: FakeRecorder) -> None:
     assert await proxy.get("/healthz") == (
         200,
-        {"status": "ok", "proxy": "ok", "recorder_alive": True, "store_reachable": True},
+        {
+            "status": "ok",
+            "proxy": "ok",
+            "recorder_alive": True,
+            "store_reachable": True,
+            "spool": "ok",
+            "dead_letters": 0,
+        },
     )
     assert [(s.method, s.path) for s in recorder.seen] == [("GET", "/status")]
 
@@ -231,7 +255,14 @@ async def test_healthz_is_degraded_while_the_store_is_unreachable(proxy: Proxy, 
     recorder.status["store_reachable"] = False
     assert await proxy.get("/healthz") == (
         200,
-        {"status": "degraded", "proxy": "ok", "recorder_alive": True, "store_reachable": False},
+        {
+            "status": "degraded",
+            "proxy": "ok",
+            "recorder_alive": True,
+            "store_reachable": False,
+            "spool": "ok",
+            "dead_letters": 0,
+        },
     )
 
 
@@ -274,16 +305,19 @@ async def test_the_relay_keeps_the_query_string_encoded(proxy: Proxy, recorder: 
 
 
 async def test_reclassify_is_relayed_as_a_post(proxy: Proxy, recorder: FakeRecorder) -> None:
-    async with proxy.http.post(proxy.url + "/_toolwatch/api/reclassify?since=2d") as r:
+    async with proxy.http.post(proxy.url + "/_toolwatch/api/reclassify?since=2d", headers=WRITE) as r:
         assert r.status == 200
         assert await r.json() == {"examined": 3, "changed": 1}
     assert [(s.method, s.path, s.query) for s in recorder.seen] == [("POST", "/reclassify", "since=2d")]
 
 
 async def test_only_reclassify_is_relayed_as_a_post(proxy: Proxy, recorder: FakeRecorder) -> None:
-    async with proxy.http.post(proxy.url + "/_toolwatch/api/calls") as r:
+    async with proxy.http.post(proxy.url + "/_toolwatch/api/calls", headers=WRITE) as r:
         assert r.status == 405
     assert recorder.seen == []
+
+
+WRITE = {"Toolwatch-Request": "1"}
 
 
 # --- reserved paths ---------------------------------------------------------------------------
@@ -318,7 +352,7 @@ async def test_a_path_starting_with_an_underscore_is_never_forwarded(
     proxy: Proxy, recorder: FakeRecorder, fake: FakeUpstream, method: str, path: str
 ) -> None:
     async with proxy.http.request(method, proxy.url + path, json={"model": "gpt-x", "messages": []}) as r:
-        assert r.status in (404, 405)
+        assert r.status in (403, 404, 405)  # 403: a write to toolwatch's own routes without the header
     await asyncio.sleep(0.05)  # give a (wrongly) recorded exchange the chance to show up
     assert fake.received == []
     assert recorder.seen == []

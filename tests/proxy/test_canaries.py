@@ -166,3 +166,64 @@ async def test_no_key_in_error_bodies_or_logs_when_the_upstream_is_unreachable(
         await h.close()
     assert [r for r in server_logs(debug_logs) if r.name == "toolwatch.access"]
     assert CANARY not in debug_logs.text
+
+
+# -- secrets inside bodies, tool arguments and tool results ----------------------------------------
+
+UPPER = CANARY.upper().replace("-", "")
+SECRETS = {
+    "openai": f"sk-proj-{CANARY}abcdefghijklmnop",
+    "anthropic": f"sk-ant-api03-{CANARY}abcdefgh",
+    "google": "AIza" + (CANARY + "x" * 35)[:35],
+    "aws": "AKIA" + (UPPER + "Q" * 16)[:16],
+    "jwt": f"eyJ{CANARY}abc.eyJ{CANARY}def.{CANARY}sig",
+    "pem": f"-----BEGIN RSA PRIVATE KEY-----\nMIIE{CANARY}\n-----END RSA PRIVATE KEY-----",
+    "bearer": f"Bearer {CANARY}0123456789abcdef",
+}
+
+
+async def test_secrets_in_bodies_and_tool_arguments_reach_no_table_and_no_log(
+    proxy: ServedHarness, fake: FakeUpstream, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from tests.fakes.upstreams import Reply, ToolCallSpec
+
+    arguments = json.dumps({"token": SECRETS["anthropic"], "key": SECRETS["pem"], "aws": SECRETS["aws"]})
+    fake.push(Reply(tool_calls=(ToolCallSpec("deploy", arguments),)), Reply(text=f"done, {SECRETS['jwt']}"))
+    tools = [{"type": "function", "function": {"name": "deploy", "parameters": {"type": "object"}}}]
+    messages: list[Any] = [{"role": "user", "content": f"use {SECRETS['openai']} and {SECRETS['google']}"}]
+    async with aiohttp.ClientSession() as s:
+        url = f"{proxy.url}/openai/v1/chat/completions"
+        async with s.post(url, json={"model": "m", "messages": messages, "tools": tools}) as r:
+            first = await r.json()
+        call = first["choices"][0]["message"]["tool_calls"][0]
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": f"Error: {SECRETS['bearer']} expired"},
+        ]
+        async with s.post(url, json={"model": "m", "messages": messages, "tools": tools}) as r:
+            assert r.status == 200
+    await proxy.flush(expect=2)
+    # the figures are the same as without redaction: the result is an error, the arguments are valid
+    [(kind, arguments_stored)] = proxy.query("SELECT malformed_kind, arguments FROM tool_calls")
+    assert kind == "" and "[REDACTED:" in arguments_stored and json.loads(arguments_stored)
+    [(rule, content)] = proxy.query("SELECT error_rule, content FROM tool_results")
+    assert rule == "error_prefix" and "[REDACTED:bearer_token]" in content
+    dump = every_value(proxy)
+    assert len(proxy.query("SELECT call_id FROM bodies")) == 2
+    leaks = {table: [v[:200] for v in values if CANARY in v or UPPER in v] for table, values in dump.items()}
+    assert not any(leaks.values()), leaks
+    assert CANARY not in debug_logs.text and UPPER not in debug_logs.text
+
+
+def test_every_default_pattern_is_exercised() -> None:
+    from toolwatch.recorder.redact import DEFAULT_PATTERNS, Redactor
+
+    redactor = Redactor()
+    names = set()
+    for secret in [*SECRETS.values(), "ghp_" + "a" * 36, "xoxb-1234567890-abc", "aws_secret_access_key = " + "A" * 40]:
+        redacted = redactor.text(f"x {secret} y")
+        assert secret not in redacted and redacted.startswith("x [REDACTED:")
+        names.add(redacted.split("[REDACTED:")[1].split("]")[0])
+    assert names == set(DEFAULT_PATTERNS)

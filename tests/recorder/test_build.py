@@ -378,7 +378,9 @@ def test_encoded_response_is_decoded(encoding: str, encode: Any) -> None:
     built = build(frame, OPTS)
     assert built.call.parse_status == "ok"
     assert [t.tool_call_id for t in built.tool_calls] == ["call_a", "call_b"]
-    assert built.body is not None and built.body.response_body == encode(raw)  # stored as it came
+    assert built.body is not None and built.body.response_body == raw  # redacted bodies are stored decoded
+    full = build(frame, BuildOptions(store_bodies="full")).body
+    assert full is not None and full.response_body == encode(raw)  # "full": stored as it came
 
 
 def test_unsupported_encoding_is_noted() -> None:

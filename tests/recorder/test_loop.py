@@ -138,7 +138,7 @@ def test_rows_count_every_table(spool: Spool) -> None:
     # one call + two tool calls + one result + one body = 5 rows
     spool.add(encode(exchange(0), request(("call_x",)), response("call_a", "call_b")))
     rec.step()
-    [batch] = sink.batches
+    batch = sink.all()
     assert (len(batch.llm_calls), len(batch.tool_calls), len(batch.tool_results), len(batch.bodies)) == (1, 2, 1, 1)
     assert (rec.stats.tool_calls_written, rec.stats.tool_results_written, rec.stats.records_written) == (2, 1, 4)
 

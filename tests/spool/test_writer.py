@@ -4,6 +4,9 @@ spool drops (and counts) instead of blocking."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -13,9 +16,10 @@ import pytest
 
 from toolwatch.schemas.errors import SpoolError
 from toolwatch.schemas.exchange import Exchange
+from toolwatch.spool.deadletter import DeadLetters
 from toolwatch.spool.frame import Frame, decode, encode, frame_size
 from toolwatch.spool.segments import OPEN, SEALED, list_segments, segment_name
-from toolwatch.spool.writer import FRAME_OVERHEAD, SpoolWriter
+from toolwatch.spool.writer import SpoolWriter
 
 MiB = 1024 * 1024
 
@@ -165,7 +169,7 @@ async def test_rolls_by_age_without_new_appends(tmp_path: Path) -> None:
 
 async def test_cap_drops_and_counts(tmp_path: Path) -> None:
     body = b"x" * 100
-    per = 2 * len(body) + FRAME_OVERHEAD
+    per = len(encode(exchange(0), body, body))
     w = make(tmp_path, cap_bytes=3 * per + per // 2)
     await w.start()
     results = [w.append(exchange(i), body, body) for i in range(5)]
@@ -178,7 +182,7 @@ async def test_cap_drops_and_counts(tmp_path: Path) -> None:
 async def test_cap_counts_segments_already_on_disk(tmp_path: Path) -> None:
     # a backlog left by another writer that the recorder has not consumed yet
     (tmp_path / segment_name("other", 1, SEALED)).write_bytes(b"\0" * 5000)
-    w = make(tmp_path, cap_bytes=5000 + FRAME_OVERHEAD + 10)
+    w = make(tmp_path, cap_bytes=5000 + len(encode(exchange(), b"", b"")) + 10)
     await w.start()
     assert w.bytes_on_disk == 5000
     assert w.append(exchange(), b"", b"") is True
@@ -187,7 +191,7 @@ async def test_cap_counts_segments_already_on_disk(tmp_path: Path) -> None:
 
 
 async def test_room_frees_up_when_segments_are_deleted(tmp_path: Path) -> None:
-    w = make(tmp_path, cap_bytes=2 * FRAME_OVERHEAD, segment_bytes=1)
+    w = make(tmp_path, cap_bytes=2 * len(encode(exchange(0), b"", b"")) + 10, segment_bytes=1)
     await w.start()
     try:
         assert w.append(exchange(0), b"", b"") and w.append(exchange(1), b"", b"")
@@ -271,7 +275,115 @@ async def test_write_failure_is_counted_not_raised(tmp_path: Path) -> None:
     w = make(directory)
     await w.start()
     directory.rmdir()  # the spool vanished under the writer
-    assert w.append(exchange(), b"q", b"r") is True
-    await until(lambda: w.write_errors == 1)
+    assert w.append(exchange(), b"q", b"r") is False
+    assert (w.write_errors, w.refused, w.appended) == (1, 1, 0)
+    directory.mkdir()  # and came back: recording goes on
+    assert w.append(exchange(1), b"q", b"r") is True
     await w.close()
-    assert w.bytes_on_disk == 0
+    assert [f.exchange.id for f in all_frames(directory)] == [exchange(1).id]
+
+
+# -- regressions: nothing ends recording, nothing is torn ------------------------------------------
+
+
+async def test_a_failed_seal_never_reuses_a_closed_descriptor(tmp_path: Path) -> None:
+    # A second `serve` on the same spool used to rename the live writer's open segment; the seal then
+    # failed after closing the descriptor, and later writes went to whatever reused that number.
+    w = make(tmp_path, segment_bytes=1)
+    await w.start()
+    assert w.append(exchange(0), b"q", b"r")
+    [seg] = list_segments(tmp_path)
+    seg.path.rename(tmp_path / "moved-away")  # behind the writer's back
+    r, s = os.pipe()  # descriptors opened now may take the number the writer closes
+    try:
+        assert w.append(exchange(1), b"q", b"r")  # seals (the rename fails), then a new segment
+        assert w.append(exchange(2), b"q", b"r")
+        os.write(s, b"still mine")
+        assert os.read(r, 100) == b"still mine"
+    finally:
+        os.close(r)
+        os.close(s)
+    await w.close()
+    assert [f.exchange.id.int - 1 for f in all_frames(tmp_path)] == [1, 2]
+
+
+async def test_a_frame_that_cannot_be_encoded_is_set_aside_and_recording_goes_on(tmp_path: Path) -> None:
+    w = make(tmp_path)
+    await w.start()
+    bad = exchange(0).model_copy(update={"session_id": "caf\udce9"})  # bypasses capture's cleaning
+    assert w.append(bad, b"req", b"resp") is False
+    assert w.append(exchange(1), b"q", b"r") is True
+    await w.close()
+    assert w.encode_errors == 1 and w.appended == 1
+    [letter] = DeadLetters(tmp_path).all()
+    assert letter.header["stage"] == "proxy" and letter.header["exchange_id"] == str(bad.id)
+    frame = decode(letter.payload())  # kept as a whole frame of its cleaned copy: it can be replayed
+    assert frame.exchange.session_id == "caf\ufffd" and frame.request == b"req"
+    assert [f.exchange.id for f in all_frames(tmp_path)] == [exchange(1).id]
+
+
+async def test_the_ticker_outlives_its_own_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+
+    def broken(directory: Path) -> int:
+        calls["n"] += 1
+        raise RuntimeError("boom")
+
+    w = make(tmp_path, recount_every=0.0)
+    await w.start()
+    monkeypatch.setattr("toolwatch.spool.writer.spool_bytes", broken)
+    await until(lambda: calls["n"] >= 3)
+    assert w.healthy
+    assert w.append(exchange(0), b"q", b"r")
+    await w.close()
+
+
+async def test_data_is_made_durable_within_the_fsync_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr("toolwatch.spool.writer.os.fdatasync", lambda fd: (synced.append(fd), real(fd)))
+    w = make(tmp_path, fsync_interval=0.05)
+    await w.start()
+    w.append(exchange(0), b"q", b"r")
+    await until(lambda: len(synced) >= 1)
+    await w.close()
+
+
+SHORT_WRITE = """
+import asyncio, resource, sys, uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from toolwatch.schemas.exchange import Exchange
+from toolwatch.spool.writer import SpoolWriter
+
+async def main():
+    w = SpoolWriter(Path(sys.argv[1]), cap_bytes=1 << 30, segment_bytes=1 << 30, segment_max_age=3600.0)
+    await w.start()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # the "disk" holds 20 kB per file
+    ok = []
+    for n in range(60):
+        ex = Exchange(id=uuid.UUID(int=n + 1), started_at=datetime(2025, 1, 1, tzinfo=UTC), upstream="openai",
+                      api="openai", method="POST", path="/p", status=200)
+        ok.append(w.append(ex, b"x" * 1500, b"y" * 1500))
+    await w.close()
+    print(",".join("1" if o else "0" for o in ok), w.refused)
+
+asyncio.run(main())
+"""
+
+
+def test_a_short_write_is_rolled_back_and_what_follows_is_recorded(tmp_path: Path) -> None:
+    # a full disk used to leave a torn frame mid-segment: everything written after it was unreadable
+    spool = tmp_path / "spool"
+    out = subprocess.run(
+        [sys.executable, "-c", SHORT_WRITE, str(spool)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    ok = [c == "1" for c in out[0].split(",")]
+    refused = int(out[1])
+    assert refused == ok.count(False) >= 1
+    # refused when a segment hits the limit, then recorded again at once, in a new segment
+    assert all(ok[i + 1] for i, written in enumerate(ok[:-1]) if not written)
+    got = [f.exchange.id.int - 1 for f in all_frames(spool)]
+    assert got == [n for n, written in enumerate(ok) if written]
+    for seg in list_segments(spool):
+        assert seg.path.stat().st_size <= 20_000

@@ -1,0 +1,129 @@
+"""The read API's answers, one function per view: the analyzers' rows, shaped for whoever asks (the CLI's
+``--json``, the dashboard, the JSON twin of every dashboard page). Both the recorder's read API and the
+CLI reading a store directly go through ``view``, so they always give the same figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from toolwatch.analyzers import runner
+from toolwatch.analyzers.cost import PriceTable, add_costs, price_table
+
+TIMESERIES_FIELDS = (
+    "llm_calls",
+    "tool_calls",
+    "malformed",
+    "tool_results",
+    "tool_errors",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "sessions_closed",
+    "sessions_successful",
+    "sessions_cascading",
+)
+
+
+# the fields of the tuples the SQL returns, named once here (JSON output always has named fields)
+STEP_TOOL_CALL = (
+    "call_index",
+    "tool_call_id",
+    "name",
+    "raw_arguments",
+    "malformed_kind",
+    "outcome",
+    "error_rule",
+    "result_head",
+)
+CALL_TOOL_CALL = (
+    "call_index",
+    "tool_call_id",
+    "name",
+    "raw_arguments",
+    "arguments",
+    "malformed_kind",
+    "malformed_detail",
+)
+CALL_RESULT = ("tool_call_id", "content", "content_bytes", "truncated", "is_error", "error_rule")
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Context:
+    prices: PriceTable = field(default_factory=price_table)
+
+
+def view(client: Client, name: str, params: dict[str, Any], ctx: Context) -> Any:
+    if name == "prices":
+        return ctx.prices.describe()
+    if name == "report":
+        return add_costs(runner.run(client, "report", **params), ctx.prices)
+    if name == "timeseries":
+        return timeseries(client, params)
+    if name == "call":
+        rows = runner.run(client, "call", **params)
+        if not rows:
+            raise NotFound(f"no call {params['call_id']}")
+        row = rows[0]
+        row["tool_calls"] = [dict(zip(CALL_TOOL_CALL, t, strict=True)) for t in row["tool_calls"]]
+        row["tool_results"] = [dict(zip(CALL_RESULT, r, strict=True)) for r in row["tool_results"]]
+        return row
+    rows = runner.run(client, name, **params)
+    if name == "session":
+        for step in rows:
+            step["tool_calls"] = [dict(zip(STEP_TOOL_CALL, t, strict=True)) for t in step["tool_calls"] or []]
+    return rows
+
+
+def _epoch(value: str) -> int:
+    return int(dt.datetime.fromisoformat(value).timestamp())
+
+
+def timeseries(client: Client, params: dict[str, Any]) -> dict[str, Any]:
+    """Columnar arrays per model on one shared time axis (what a chart library wants), derived rates
+    included, with the model switches to mark on that axis."""
+    step = params["step_s"]
+    start = int(params["since"].timestamp()) // step * step
+    axis = list(range(start, int(params["until"].timestamp()) + 1, step))
+    where = {t: i for i, t in enumerate(axis)}
+    models: dict[str, dict[str, Any]] = {}
+    for row in runner.run(client, "timeseries", **params):
+        i = where.get(_epoch(row["t"]))
+        if i is None:
+            continue
+        series = models.setdefault(row["model"], _empty(len(axis)))
+        for name in TIMESERIES_FIELDS:
+            series[name][i] = row[name]
+        for kind, n in (row["malformed_by_kind"] or {}).items():
+            series["malformed_by_kind"].setdefault(kind, [None] * len(axis))[i] = n
+    for series in models.values():
+        series.update(_rates(series))
+    marks = runner.run(client, "switches", since=params["since"], until=params["until"])
+    return {"step_s": step, "t": axis, "models": models, "switches": marks}
+
+
+def _empty(n: int) -> dict[str, Any]:
+    series: dict[str, Any] = {name: [None] * n for name in TIMESERIES_FIELDS}
+    series["malformed_by_kind"] = {}
+    return series
+
+
+def _ratio(num: list[Any], den: list[Any]) -> list[float | None]:
+    return [None if not d else (n or 0) / d for n, d in zip(num, den, strict=True)]
+
+
+def _rates(s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "malformed_rate": _ratio(s["malformed"], s["tool_calls"]),
+        "malformed_rate_by_kind": {k: _ratio(v, s["tool_calls"]) for k, v in s["malformed_by_kind"].items()},
+        "tool_error_rate": _ratio(s["tool_errors"], s["tool_results"]),
+        "session_success_rate": _ratio(s["sessions_successful"], s["sessions_closed"]),
+        "cascade_rate": _ratio(s["sessions_cascading"], s["sessions_closed"]),
+    }
