@@ -36,6 +36,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="listen address (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="listen port (default 8787; 0 picks a free one)")
     s.add_argument("--spool", help="spool directory (default beside the embedded store)")
+    d = sub.add_parser(
+        "demo", help="see toolwatch work with live data: scripted agents, upstream and a throwaway store"
+    )
+    d.add_argument("--port", type=int, default=0, help="listen port for the demo's toolwatch (default: a free one)")
+    d.add_argument("--seed", type=int, default=7, help="the scripted models' and agents' seed (7)")
+    d.add_argument("--sessions", type=int, help="stop after this many agent sessions (default: until Ctrl-C)")
+    d.add_argument("--duration", type=float, help="stop starting sessions after this many seconds")
+    d.add_argument("--keep", help="keep the store in this folder (default: a temporary one, removed at the end)")
+    d.add_argument("--latency", type=float, default=1.0, help="scale of the scripted answer times (0: at once)")
     m = sub.add_parser("migrate", help="apply the store's migrations")
     _common(m)
     c = sub.add_parser("calls", help="the most recent calls with their tool calls")
@@ -97,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # the store, the spool and every file toolwatch writes are its user's alone
     args = parser().parse_args(argv)
     try:
+        if args.command == "demo":
+            return _demo(args)
         settings = _settings(args)
         if args.command == "serve":
             return _serve(settings)
@@ -172,6 +183,27 @@ def _deadletter(settings: Settings, action: str, as_json: bool) -> int:
         for d in found:
             print(f"{d.path.name}  {d.header.get('stage', '?')}  {d.size} bytes  {d.error}")
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from toolwatch.demo_command import demo
+
+    keep = Path(args.keep).absolute() if args.keep else None
+    try:
+        return asyncio.run(
+            demo(
+                port=args.port,
+                seed=args.seed,
+                sessions=args.sessions,
+                duration=args.duration,
+                keep=keep,
+                latency=args.latency,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
 
 
 def _migrate(settings: Settings) -> int:
