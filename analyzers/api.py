@@ -31,6 +31,12 @@ class StatusSource(Protocol):
         ...
 
 
+class MetricsText(Protocol):
+    def __call__(self) -> bytes:
+        """The recorder's Prometheus exposition."""
+        ...
+
+
 class Reclassify(Protocol):
     def __call__(self, client: Client, since: dt.datetime) -> tuple[int, int]:
         """Re-apply the outcome rules to results since ``since``: (examined, changed)."""
@@ -42,6 +48,7 @@ STORE = web.AppKey("store", StoreHandle)
 RECLASSIFY = web.AppKey("reclassify", Reclassify)
 STARTED = web.AppKey("started", float)
 CONTEXT = web.AppKey("context", Context)
+METRICS = web.AppKey("metrics_text", MetricsText)
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
@@ -144,11 +151,23 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"calls": done.calls, "rows": done.rows})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    exposition = request.app[METRICS]
+    body = await asyncio.to_thread(exposition)
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
 def make_app(
-    source: StatusSource, store: StoreHandle, reclassify: Reclassify, secret: str = "", ctx: Context | None = None
+    source: StatusSource,
+    store: StoreHandle,
+    reclassify: Reclassify,
+    secret: str = "",
+    ctx: Context | None = None,
+    metrics_text: MetricsText | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[internal_only(secret)])
     app[CONTEXT] = ctx or Context()
+    app[METRICS] = metrics_text or (lambda: b"")
     app[SOURCE] = source
     app[STORE] = store
     app[RECLASSIFY] = reclassify
@@ -158,4 +177,5 @@ def make_app(
     app.router.add_get("/{name:report|sessions|session|timeseries|tools|call|prices}", analyzer)
     app.router.add_post("/reclassify", reclassify_results)
     app.router.add_post("/delete", delete)
+    app.router.add_get("/metrics", metrics)
     return app

@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 from toolwatch.proxy import access
 from toolwatch.proxy.forward import ExchangeSink, Forwarder
 from toolwatch.proxy.headers import install_byte_faithful_headers
+from toolwatch.proxy.metrics import ProxyMetrics
 from toolwatch.schemas.settings import Settings
 from toolwatch.spool.writer import SpoolWriter
 
@@ -44,6 +45,7 @@ API_CLIENT = web.AppKey("api_client", aiohttp.ClientSession)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 SINK_OVERRIDE = web.AppKey("sink_override", ExchangeSink)
 SALT = web.AppKey("key_salt", bytes)
+METRICS = web.AppKey("metrics", ProxyMetrics)
 INTERNAL_HEADER = "X-Toolwatch-Internal"
 
 
@@ -102,7 +104,9 @@ async def _api_client(app: web.Application) -> AsyncIterator[None]:
 
 async def _forwarder(app: web.Application) -> AsyncIterator[None]:
     sink: ExchangeSink = app[SINK_OVERRIDE] if SINK_OVERRIDE in app else app[SPOOL]
-    app[FORWARDER] = Forwarder(app[SETTINGS], app[UPSTREAM_SESSION], sink, app[SALT])
+    app[FORWARDER] = Forwarder(
+        app[SETTINGS], app[UPSTREAM_SESSION], sink, app[SALT], overhead=app[METRICS].observe_overhead
+    )
     yield
 
 
@@ -181,6 +185,20 @@ async def api_relay(request: web.Request) -> web.Response:
     return web.Response(status=code, body=raw, content_type="application/json")
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus: the proxy's own series, then the recorder's (counted where exchanges are parsed)."""
+    body = request.app[METRICS].exposition()
+    try:
+        code, raw = await asyncio.wait_for(_recorder_get(request.app, "metrics"), 5.0)
+        if code == 200:
+            body += raw
+    except (ConnectionError, aiohttp.ClientError, TimeoutError) as e:
+        log.debug("recorder metrics unavailable: %s", e)
+    return web.Response(
+        body=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"}
+    )
+
+
 async def forward(request: web.Request) -> web.StreamResponse:
     return await request.app[FORWARDER].handle(request)
 
@@ -201,11 +219,18 @@ def make_app(
     app[SETTINGS] = settings
     app[LINK] = link or RecorderLink()
     app[SALT] = salt
+
+    def dropped() -> int:
+        spool = app.get(SPOOL)
+        return 0 if spool is None else spool.dropped + spool.refused
+
+    app[METRICS] = ProxyMetrics(list(settings.upstreams), dropped)
     if sink is not None:
         app[SINK_OVERRIDE] = sink
     # set up in this order, torn down in the reverse one: the spool closes last, after every request
     app.cleanup_ctx.extend((_spool, _upstream_session, _api_client, _forwarder))
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/", home)
     app.router.add_get("/_toolwatch/login", login)
     app.router.add_get("/_toolwatch/api/status", status)

@@ -86,10 +86,13 @@ class State:
     request: Capture
     response: Capture
     key_fingerprint: str = ""
+    traceparent: str = ""
     status: int = 0
     outcome: Outcome = "ok"
     error: str | None = None
     ttfb: float | None = None
+    sending: float = 0.0  # perf_counter when the upstream request was started
+    answered: float = 0.0  # perf_counter when the upstream's headers (or its failure) came back
     finished: float = 0.0
     request_content_type: str | None = None
     response_content_type: str | None = None
@@ -133,4 +136,5 @@ class State:
             properties=safe_map(self.tracing.properties),
             response_headers=safe_map(self.recorded_headers),
             key_fingerprint=self.key_fingerprint,
+            traceparent=safe_text(self.traceparent),
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -40,12 +40,19 @@ class ExchangeSink(Protocol):
 
 class Forwarder:
     def __init__(
-        self, settings: Settings, session: aiohttp.ClientSession, sink: ExchangeSink, salt: bytes = b""
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        sink: ExchangeSink,
+        salt: bytes = b"",
+        overhead: Callable[[str, float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
         self.sink = sink
         self.salt = salt
+        self.overhead = overhead  # told the overhead of every answer (the proxy's histogram)
+        self.overhead_header = settings.overhead_header
         self.upstreams: dict[str, Upstream] = dict(settings.upstreams)
         self.in_flight = 0
         self.record_failures = 0
@@ -69,6 +76,7 @@ class Forwarder:
             response=Capture(limit),
             request_content_type=request.headers.get("content-type"),
             key_fingerprint=key_fingerprint(request.headers, request.query, self.salt),
+            traceparent=request.headers.get("traceparent", ""),
         )
         self.in_flight += 1
         try:
@@ -91,6 +99,7 @@ class Forwarder:
             data = self._stream_body(request, st)
             if request.content_length is not None:  # sent with its length, never re-chunked
                 headers["Content-Length"] = str(request.content_length)
+        st.sending = time.perf_counter()  # toolwatch's own work before the upstream request ends here
         try:
             async with asyncio.timeout(self.settings.first_byte_timeout):
                 upstream = await self.session.request(
@@ -100,6 +109,7 @@ class Forwarder:
             return self._fail(st, 504, "upstream_timeout", "the upstream did not answer in time")
         except aiohttp.ClientError as e:
             return self._fail(st, 502, "connect_error", f"cannot reach the upstream: {type(e).__name__}")
+        st.answered = time.perf_counter()
         try:
             st.status = upstream.status
             st.outcome = "ok" if upstream.status < 400 else "http_error"
@@ -119,6 +129,7 @@ class Forwarder:
         self, request: web.Request, upstream: aiohttp.ClientResponse, headers: CIMultiDict[str], st: State
     ) -> web.StreamResponse:
         resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        self._stamp(resp.headers, st)
         await resp.prepare(request)
         st.answering = True
         length = upstream.content_length if request.method != "HEAD" else 0
@@ -169,10 +180,23 @@ class Forwarder:
 
     def _fail(self, st: State, status: int, outcome: Outcome, message: str) -> web.Response:
         st.status, st.outcome, st.error = status, outcome, message
+        st.answered = st.answered or time.perf_counter()
         body = error_body(st.upstream_api, status, message, outcome)
         st.response.add(body)
         self._record(st)
-        return web.Response(status=status, body=body, content_type="application/json")
+        resp = web.Response(status=status, body=body, content_type="application/json")
+        self._stamp(resp.headers, st)
+        return resp
+
+    def _stamp(self, headers: CIMultiDict[str], st: State) -> None:
+        """The time the proxy itself added before the answer's headers leave: from the request's arrival
+        to the upstream request, plus from the upstream's headers (or its failure) to now."""
+        now = time.perf_counter()
+        own = ((st.sending or now) - st.started) + (now - (st.answered or now))
+        if self.overhead_header:
+            headers["toolwatch-overhead-ms"] = f"{own * 1000.0:.2f}"
+        if self.overhead is not None:
+            self.overhead(st.upstream, own)
 
     def _own_failure(self, request: web.Request, st: State, e: Exception) -> web.StreamResponse:
         message = f"toolwatch failed while forwarding: {type(e).__name__}"

@@ -120,6 +120,7 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
         tool_sigs=sigs,
         link_key=links.session_of(ex.upstream, previous, first_prior),
         key_fingerprint=ex.key_fingerprint,
+        traceparent=ex.traceparent,
         **common,
     )
     results: list[ToolResult] = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -70,6 +71,10 @@ class Recorder:
         self.batch_interval = batch_interval
         self.links = links or Links()
         self.stats = RecorderStats()
+        # told about every batch the store has taken, and every failed write (metrics, traces, alerts)
+        self.on_stored: list[Callable[[Batch], None]] = []
+        self.on_write_error: list[Callable[[], None]] = []
+        self._caught_up_at = time.monotonic()
         self.batch = Batch()
         self._frames: list[Frame] = []  # the batch's frames, for dead letters
         self._origin: dict[str, list[int]] = {t: [] for t in TABLES}  # per table row: its frame's index
@@ -164,6 +169,7 @@ class Recorder:
         except Exception as e:  # noqa: BLE001 - any store failure means: keep the batch, retry later
             return self._failed(e)
         b = self.batch
+        self._tell(self.on_stored, b)
         self.stats.calls_written += len(b.llm_calls)
         self.stats.tool_calls_written += len(b.tool_calls)
         self.stats.tool_results_written += len(b.tool_results)
@@ -175,6 +181,21 @@ class Recorder:
         self._commit()  # after the batch is cleared: a failing checkpoint must not write it again
         return True
 
+    @staticmethod
+    def _tell(listeners: list[Callable[..., None]], *args: Any) -> None:
+        for listener in listeners:
+            try:
+                listener(*args)
+            except Exception:  # noqa: BLE001 - a listener's trouble never stops recording
+                log.exception("a recorder listener failed")
+
+    def lag_seconds(self) -> float:
+        """0 when the spool holds nothing unstored; else the time since the last checkpoint (everything
+        read before it is stored, so the oldest unstored exchange is at most that old)."""
+        if self.reader.lag_bytes() == 0:
+            return 0.0
+        return time.monotonic() - self._caught_up_at
+
     def _reset(self) -> None:
         self.batch = Batch()
         self._frames = []
@@ -182,6 +203,7 @@ class Recorder:
         self._batch_started = None
 
     def _failed(self, e: Exception) -> bool:
+        self._tell(self.on_write_error)
         self.stats.write_errors += 1
         self.stats.last_error = f"{type(e).__name__}: {str(e).strip()[:300]}"
         self._backoff = min(max(self._backoff * 2, 0.25), 5.0)
@@ -258,6 +280,7 @@ class Recorder:
         self._last_commit = time.monotonic()
         try:
             self.reader.commit()
+            self._caught_up_at = time.monotonic()
             self._uncommitted = False
             self._resuming = False
         except OSError as e:

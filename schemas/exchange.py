@@ -42,4 +42,5 @@ class Exchange(BaseModel):
     user_id: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
     response_headers: dict[str, str] = Field(default_factory=dict)  # non-secret provider headers
+    traceparent: str = ""  # the agent's W3C trace context, forwarded unchanged (toolwatch's spans join it)
     key_fingerprint: str = ""  # salted HMAC of the API key the request carried ("" = none): never the key

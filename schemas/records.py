@@ -69,6 +69,7 @@ class LlmCall(_Record):
     malformed_kinds: list[MalformedKind] = Field(default_factory=list)  # one entry per malformed tool call
     tool_sigs: list[int] = Field(default_factory=list)  # hash of name and canonical arguments, per tool call
     link_key: str = ""  # session key of the call that produced the earliest tool-call id carried
+    traceparent: str = ""  # the agent's W3C trace context, if it sent one
     key_fingerprint: str = ""  # salted HMAC of the API key the request carried (the key itself never)
 
 

@@ -95,6 +95,13 @@ class Settings(BaseModel):
     key_salt: str = ""
     # model -> price, over the built-in price table (analyzers/prices.json)
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    overhead_header: bool = True  # toolwatch-overhead-ms on every proxied answer
+    metrics_max_models: int = Field(50, ge=1)  # models with series of their own in /metrics; the rest: "other"
+    metrics_max_tools: int = Field(200, ge=1)
+    metrics_interval: float = Field(30.0, gt=0)  # how often the session gauges are recomputed
+    # OpenTelemetry: spans go to <otel_endpoint>/v1/traces (also on when OTEL_EXPORTER_OTLP_ENDPOINT is set)
+    otel_endpoint: str = ""
+    otel_tool_content: bool = False  # put tool arguments and results on execute_tool spans (opt-in)
     max_connections: int = Field(4096, ge=1)  # concurrent client connections the proxy holds
     fsync_interval: float = Field(0.5, gt=0)  # a power loss loses at most this many seconds of recording
     # extra tool-result error rules, name -> regular expression searched in the result's first 2 KiB

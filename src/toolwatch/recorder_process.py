@@ -52,6 +52,7 @@ from clickhouse_connect.driver.client import Client  # noqa: E402
 from toolwatch.analyzers.api import make_app  # noqa: E402
 from toolwatch.analyzers.cost import price_table  # noqa: E402
 from toolwatch.analyzers.views import Context  # noqa: E402
+from toolwatch.jobs import Jobs  # noqa: E402
 from toolwatch.logs import setup_logging  # noqa: E402
 from toolwatch.recorder.build import BuildOptions  # noqa: E402
 from toolwatch.recorder.loop import Recorder  # noqa: E402
@@ -117,13 +118,16 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
 
     secret = os.environ.get("TOOLWATCH_INTERNAL_SECRET", "")
     ctx = Context(price_table({m: p.model_dump() for m, p in settings.prices.items()}))
-    runner = web.AppRunner(make_app(recorder, store, reclassify_since, secret, ctx), access_log=None)
+    jobs = Jobs(settings, recorder, store, ctx)
+    app = make_app(recorder, store, reclassify_since, secret, ctx, metrics_text=jobs.metrics.exposition)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     sys.stdout.write(f'{{"port": {port}}}\n')
     sys.stdout.flush()
+    jobs.start()
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -142,6 +146,7 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
     started = time.monotonic()
     stop.set()
     await asyncio.to_thread(worker.join, settings.shutdown_timeout + 5.0)
+    await jobs.stop()
     await runner.cleanup()
     store.close()
     log.info(
