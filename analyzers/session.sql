@@ -12,6 +12,7 @@ SELECT
     toBool(s.upstream_failed) AS upstream_failed,
     toBool(s.recovered) AS recovered,
     toBool(s.final_answer) AS final_answer,
+    toBool(s.superseded) AS retried,
     t.calls AS tool_calls
 FROM steps AS s
 LEFT JOIN

@@ -22,14 +22,14 @@ FROM
         any(agent) AS agent,
         anyIf(user_id, user_id != '') AS user_id,
         argMax(properties, ts) AS properties,
-        count() AS steps,
+        countIf(is_step) AS steps,
         min(ts) AS first_ts,
         max(ts) AS last_ts,
         countIf(failed) AS failed_steps,
         argMax(tool_call_count > 0 AND n_noresult > 0, ts) AS last_pending,
         argMax(final_answer, ts) AS last_final,
         countIf(failed AND NOT recovered) AS unrecovered,
-        arraySort((f, t) -> t, groupArray(toUInt8(failed)), groupArray(ts)) AS flags,
+        arraySort((f, t) -> t, groupArrayIf(toUInt8(failed), is_step), groupArrayIf(ts, is_step)) AS flags,
         arrayMax(arrayMap(x -> arraySum(x), arraySplit((f, z) -> z, flags, arrayMap(f -> f = 0, flags)))) AS max_run,
         -- the most times one tool was called with identical arguments (signatures sorted, equal runs)
         arraySort(groupArrayArray(tool_sigs)) AS sigs,
@@ -48,6 +48,6 @@ FROM
 INNER JOIN
 (
     SELECT skey, argMax(model, (n, lt)) AS model
-    FROM (SELECT skey, model, count() AS n, max(ts) AS lt FROM steps GROUP BY skey, model)
+    FROM (SELECT skey, model, countIf(is_step) AS n, max(ts) AS lt FROM steps GROUP BY skey, model)
     GROUP BY skey
 ) AS m ON r.skey = m.skey

@@ -1,14 +1,25 @@
--- One row per step (LLM call) in the window, with its session, its failure flags and the session facts a
--- report or a timeline needs. Needs the CTE result_counts. Parameters: since, until (DateTime64(3)),
--- agent (String, empty = all); the vocabularies upstream_failures and token_limit_reasons (bound by the runner).
+-- One row per LLM call in the window, with its session, its failure flags and the session facts a report or a
+-- timeline needs. A call is a step unless it is an attempt that a retry replaced (is_step = 0): a request that
+-- failed upstream (5xx, timeout, connection failure) and was sent again, byte for byte, as the next call of
+-- its session; the step then takes the last attempt's outcome. Needs the CTE result_counts. Parameters:
+-- since, until (DateTime64(3)), agent (String, empty = all); the vocabularies upstream_failures and
+-- token_limit_reasons (bound by the runner).
+SELECT
+    a.*,
+    max(if(a.n_ok > 0, a.ts, toDateTime64(0, 3, 'UTC'))) OVER w AS session_last_tool_ok_ts,
+    max(if(a.ok_response, a.ts, toDateTime64(0, 3, 'UTC'))) OVER w AS session_last_ok_ts,
+    a.failed AND (
+        (a.tool_failed AND session_last_tool_ok_ts > a.ts)
+        OR (NOT a.tool_failed AND a.upstream_failed AND session_last_ok_ts > a.ts)
+    ) AS recovered
+FROM
+(
 SELECT
     s.*,
-    max(if(s.n_ok > 0, s.ts, toDateTime64(0, 3, 'UTC'))) OVER w AS session_last_tool_ok_ts,
-    max(if(s.ok_response, s.ts, toDateTime64(0, 3, 'UTC'))) OVER w AS session_last_ok_ts,
-    s.failed AND (
-        (s.tool_failed AND session_last_tool_ok_ts > s.ts)
-        OR (NOT s.tool_failed AND s.upstream_failed AND session_last_ok_ts > s.ts)
-    ) AS recovered
+    s.upstream_failed AND s.request_hash != 0
+        AND leadInFrame(s.request_hash) OVER attempts = s.request_hash AS superseded,
+    NOT superseded AS is_step,
+    s.attempt_failed AND NOT superseded AS failed
 FROM
 (
     SELECT
@@ -17,6 +28,7 @@ FROM
         k.model AS model,
         k.upstream AS upstream,
         k.agent AS agent,
+        k.request_hash AS request_hash,
         k.status AS status,
         k.outcome AS outcome,
         k.finish_reason AS finish_reason,
@@ -49,7 +61,7 @@ FROM
         (k.status >= 500 OR has({upstream_failures:Array(String)}, k.outcome)
             OR (k.status = 0 AND k.outcome != 'client_aborted')) AS upstream_failed,
         (k.malformed_count > 0 OR r.n_err > 0) AS tool_failed,
-        (upstream_failed OR tool_failed) AS failed,
+        (upstream_failed OR tool_failed) AS attempt_failed,
         (k.status BETWEEN 200 AND 399 AND k.outcome = 'ok') AS ok_response,
         (ok_response AND k.tool_call_count = 0
             AND NOT has({token_limit_reasons:Array(String)}, ifNull(k.finish_reason, ''))) AS final_answer
@@ -58,7 +70,7 @@ FROM
         SELECT call_id, ts, model, upstream, agent, status, outcome, finish_reason, tool_call_count, malformed_count,
                malformed_kinds, tool_sigs, latency_ms, ttfb_ms, input_tokens, output_tokens, cache_read_tokens,
                cache_write_tokens, user_id, properties, key_fingerprint, session_id, conv_key, opening_key,
-               first_prior_tool_call_id, link_key, previous_response_id
+               first_prior_tool_call_id, link_key, previous_response_id, request_hash
         FROM llm_calls FINAL
         WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} AND endpoint != 'other'
           AND ({agent:String} = '' OR agent = {agent:String})
@@ -78,17 +90,34 @@ FROM
     ) AS p ON k.first_prior_tool_call_id = p.tool_call_id
     LEFT JOIN
     (
-        -- Responses API calls the recorder could not link: the session of the previous response
-        SELECT response_id, any(if(link_key != '', link_key, conv_key)) AS rkey
-        FROM llm_calls
-        WHERE ts >= {since:DateTime64(3)} - INTERVAL 1 DAY AND ts < {until:DateTime64(3)}
-          AND response_id IN (
-              SELECT previous_response_id FROM llm_calls
-              WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
-                AND link_key = '' AND previous_response_id != ''
-          )
-        GROUP BY response_id
-    ) AS pr ON k.previous_response_id = pr.response_id
+        -- Responses API calls the recorder could not link (cold memory, out of order): follow
+        -- previous_response_id back, response by response, to the first one that has a session key
+        SELECT start_id, argMin(key, depth) AS rkey
+        FROM
+        (
+            WITH RECURSIVE chain AS (
+                SELECT previous_response_id AS start_id, previous_response_id AS cur, '' AS key, 0 AS depth
+                FROM llm_calls
+                WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
+                  AND link_key = '' AND previous_response_id != ''
+                GROUP BY previous_response_id
+                UNION ALL
+                SELECT c.start_id, l.previous_response_id,
+                       if(l.link_key != '', l.link_key, l.conv_key), c.depth + 1
+                FROM chain AS c
+                INNER JOIN
+                (
+                    SELECT response_id, previous_response_id, link_key, conv_key
+                    FROM llm_calls
+                    WHERE ts >= {since:DateTime64(3)} - INTERVAL 1 DAY AND ts < {until:DateTime64(3)}
+                      AND response_id != ''
+                ) AS l ON l.response_id = c.cur
+                WHERE c.key = '' AND c.cur != '' AND c.depth < 200
+            )
+            SELECT start_id, key, depth FROM chain WHERE key != ''
+        )
+        GROUP BY start_id
+    ) AS pr ON k.previous_response_id = pr.start_id
     ASOF LEFT JOIN
     (
         -- a first turn that got no reply joins the session its retry started
@@ -103,4 +132,6 @@ FROM
     ) AS o ON k.opening_key = o.opening_key AND k.ts <= o.ts
     LEFT JOIN result_counts AS r ON k.call_id = r.call_id
 ) AS s
-WINDOW w AS (PARTITION BY s.skey)
+WINDOW attempts AS (PARTITION BY s.skey ORDER BY s.ts, s.call_id ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)
+) AS a
+WINDOW w AS (PARTITION BY a.skey)

@@ -121,6 +121,7 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
         link_key=links.session_of(ex.upstream, previous, first_prior),
         key_fingerprint=ex.key_fingerprint,
         traceparent=ex.traceparent,
+        request_hash=request_hash(frame.request) if parsed.endpoint != "other" else 0,
         **common,
     )
     results: list[ToolResult] = []
@@ -234,6 +235,11 @@ def _tool_call(
         **common,
     )
     return record, tool_signature(tc.name, arguments, tc.raw_arguments)
+
+
+def request_hash(body: bytes) -> int:
+    """Equal request bodies, equal hashes (0 is kept for "none"): how an analyzer tells a retry."""
+    return int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big") or 1
 
 
 def tool_signature(name: str, arguments: str | None, raw: str) -> int:

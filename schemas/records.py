@@ -70,6 +70,7 @@ class LlmCall(_Record):
     tool_sigs: list[int] = Field(default_factory=list)  # hash of name and canonical arguments, per tool call
     link_key: str = ""  # session key of the call that produced the earliest tool-call id carried
     traceparent: str = ""  # the agent's W3C trace context, if it sent one
+    request_hash: int = 0  # 64-bit hash of the request body: a retry sends the same bytes
     key_fingerprint: str = ""  # salted HMAC of the API key the request carried (the key itself never)
 
 

@@ -160,8 +160,10 @@ EXPECTED_A = {
     "sessions": 4,
     "open_sessions": 0,
     "successful_sessions": 3,
-    "failed_steps": 5,
-    "recovered_failures": 2,
+    # S8's 500 and its byte-identical retry are one step (the retry's outcome): not a failed step
+    "failed_steps": 4,
+    "retries": 1,
+    "recovered_failures": 1,
     "cascade_sessions": 1,
     "loop_sessions": 1,  # S3 calls nope({}) three times
 }
@@ -169,9 +171,9 @@ RATES_A = {
     "malformed_rate": 4 / 6,
     "tool_error_rate": 4 / 6,
     "session_success_rate": 3 / 4,
-    "recovery_rate": 2 / 5,
+    "recovery_rate": 1 / 4,
     "cascade_rate": 1 / 4,
-    "http_error_rate": 1 / 11,
+    "http_error_rate": 1 / 11,  # every attempt still counts here
 }
 EXPECTED_B = {
     "llm_calls": 10,
@@ -183,6 +185,7 @@ EXPECTED_B = {
     "open_sessions": 1,
     "successful_sessions": 2,
     "failed_steps": 2,
+    "retries": 0,
     "recovered_failures": 1,
     "cascade_sessions": 1,
     "loop_sessions": 1,
@@ -273,7 +276,8 @@ async def test_report_is_the_same_without_session_headers(tw: Harness, fake: Fak
     check(rows["claude-b"], EXPECTED_B, RATES_B)
     sessions = analyze(tw, "sessions", since="1h")
     assert len(sessions) == 8 and all(r["session"].startswith("k:") for r in sessions)
-    assert sorted(r["steps"] for r in sessions) == sorted([2, 3, 4, 2, 3, 2, 4, 1])
+    # S1..S3, S8 (its 500 and the retry are one step), then S4..S7
+    assert sorted(r["steps"] for r in sessions) == sorted([2, 3, 4, 1, 3, 2, 4, 1])
 
 
 async def test_concurrent_sessions_with_the_same_opening_stay_apart(tw: Harness, fake: FakeUpstream) -> None:
