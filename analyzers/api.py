@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
+from toolwatch.analyzers.alerting import NoSuchAlert, alert_write
 from toolwatch.analyzers.erase import erase
 from toolwatch.analyzers.params import ParamError, analyzer_params, int_param, window
 from toolwatch.analyzers.views import Context, NotFound, view
@@ -125,6 +126,23 @@ async def reclassify_results(request: web.Request) -> web.Response:
     return web.json_response({"examined": examined, "changed": changed})
 
 
+async def alert_action(request: web.Request) -> web.Response:
+    action, q = request.match_info["action"], request.query
+    try:
+        fn = alert_write(action, dict(q))
+    except (ParamError, ValueError) as e:
+        return web.json_response({"error": str(e)}, status=400)
+    try:
+        done = await asyncio.to_thread(request.app[STORE].run, fn)
+    except NoSuchAlert as e:
+        return web.json_response({"error": str(e)}, status=404)
+    except ValueError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    except StoreError as e:
+        return web.json_response({"error": f"store unavailable: {e}"}, status=503)
+    return web.json_response(done)
+
+
 INTERNAL_HEADER = "X-Toolwatch-Internal"
 
 
@@ -174,7 +192,10 @@ def make_app(
     app[STARTED] = time.monotonic()
     app.router.add_get("/status", status)
     app.router.add_get("/calls", calls)
-    app.router.add_get("/{name:report|sessions|session|timeseries|tools|call|prices}", analyzer)
+    app.router.add_get(
+        "/{name:report|sessions|session|timeseries|tools|call|prices|alerts|check|compare|silences}", analyzer
+    )
+    app.router.add_post("/alerts/{action:ack|silence|unsilence}", alert_action)
     app.router.add_post("/reclassify", reclassify_results)
     app.router.add_post("/delete", delete)
     app.router.add_get("/metrics", metrics)

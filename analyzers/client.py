@@ -35,6 +35,10 @@ ANALYZER_FLAGS: dict[str, tuple[str, ...]] = {
     "report": ("since", "until", "agent", "model", "abandon", "cascade_run"),
     "sessions": ("since", "until", "agent", "model", "abandon", "cascade_run", "failed", "last"),
     "session": ("session", "since", "until", "abandon", "cascade_run"),
+    "alerts": ("open", "agent", "kind", "since", "last"),
+    "check": ("agent", "since"),
+    "compare": ("agent", "before", "after", "since", "until"),
+    "silences": (),
 }
 
 
@@ -134,8 +138,29 @@ def analyze(settings: Settings, server: str | None, name: str, flags: dict[str, 
     except ParamError as e:
         raise ConfigError(str(e)) from e
     # send the resolved window so "now" means the same instant on both sides
-    api = {**raw, "since": params["since"].isoformat(), "until": params["until"].isoformat()}
+    resolved: dict[str, Any] = {k: params[k].isoformat() for k in ("since", "until") if k in params}
+    api = {**raw, **resolved}
     return read_api(settings, server, name, name, params, api_params=api)
+
+
+def alert_action(settings: Settings, server: str | None, action: str, args: dict[str, str]) -> dict[str, Any]:
+    """Acknowledge, silence or unsilence: through the server that holds the store, else in the store."""
+    from toolwatch.analyzers.alerting import NoSuchAlert, alert_write
+
+    args = {k: v for k, v in args.items() if v}
+    try:
+        fn = alert_write(action, args)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    url = server.rstrip("/") if server else running_server(settings)
+    if url:
+        query = urllib.parse.urlencode(args)
+        return http_post(f"{url}/_toolwatch/api/alerts/{action}?{query}", settings.admin_token)  # type: ignore[no-any-return]
+    with open_store(settings) as client:
+        try:
+            return fn(client)
+        except (NoSuchAlert, ValueError) as e:
+            raise ConfigError(str(e)) from e
 
 
 def reclassify(settings: Settings, server: str | None, since: str) -> dict[str, int]:

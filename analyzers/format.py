@@ -84,3 +84,71 @@ def format_session(rows: list[dict[str, Any]]) -> str:
             why = f" ({tc['error_rule']})" if tc["error_rule"] else ""
             lines.append(f"    -> {tc['name']}({args}) id={tc['tool_call_id']}{bad} => {tc['outcome']}{why}")
     return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def format_alerts(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no alerts"
+    lines = []
+    for a in rows:
+        models = f"{a['old_model']} -> {a['new_model']}" if a["old_model"] != a["new_model"] else a["new_model"]
+        flags = "".join(
+            f"  [{t}]" for t, on in (("acknowledged", a["acknowledged_at"]), ("silenced", a["silenced_until"])) if on
+        )
+        lines.append(
+            f"{a['id']}  {a['state']:<8}  {a['kind']:<17}  {a['agent']}  {models}  {a['metric']} "
+            f"{_pct(a['before'])} -> {_pct(a['after'])}  (n {a['n_before']}/{a['n_after']})  "
+            f"opened {a['opened_at'][:19]}Z{flags}"
+        )
+        lines.append(f"    {a['detail']}")
+        if a["examples"]:
+            lines.append(f"    e.g. {a['examples'][0]}")
+    return "\n".join(lines)
+
+
+def format_silences(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no active silences"
+    return "\n".join(
+        f"{s['id']}  until {s['until'][:19]}Z  "
+        + (f"alert {s['alert_id']}" if s["alert_id"] else f"agent {s['agent']} {s['kind'] or 'every kind'}")
+        + (f"  by {s['created_by']}" if s["created_by"] else "")
+        + (f"  ({s['comment']})" if s["comment"] else "")
+        for s in rows
+    )
+
+
+def format_check(found: dict[str, Any]) -> str:
+    who = f"agent {found['agent']}" if found["agent"] else "any agent"
+    if not found["open"]:
+        return f"ok: no regression alert open for {who} (opened since {found['since'][:19]}Z)"
+    return f"REGRESSION: {found['open']} alert(s) open for {who}\n" + format_alerts(found["alerts"])
+
+
+def format_compare(found: dict[str, Any]) -> str:
+    b, a = found["before"], found["after"]
+    n = found["sessions"]
+    lines = [
+        f"agent {found['agent']}: {b} ({n[b]} sessions) vs {a} ({n[a]} sessions), "
+        f"{found['since'][:19]}Z to {found['until'][:19]}Z",
+        f"{'metric':<26}{b[:20]:>22}{a[:20]:>22}{'difference (95%)':>26}{'p worse':>10}",
+    ]
+    for m in found["metrics"]:
+        diff = m["difference_interval"]
+        spread = "-" if diff is None else f"[{diff[0]:+.1%}, {diff[1]:+.1%}]"
+        p = "-" if m["p_after_worse"] is None else f"{m['p_after_worse']:.2g}"
+        before = f"{_pct(m['before'])} ({m['n_before']})"
+        after = f"{_pct(m['after'])} ({m['n_after']})"
+        lines.append(f"{m['metric']:<26}{before:>22}{after:>22}{spread:>26}{p:>10}")
+    for model in (b, a):
+        lat = found["latency"].get(model)
+        if lat:
+            lines.append(
+                f"latency {model}: p50 {lat['latency_p50_ms']:.0f} ms, p95 {lat['latency_p95_ms']:.0f} ms over "
+                f"{lat['llm_calls']} calls"
+            )
+    return "\n".join(lines)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from toolwatch.schemas.vocab import SESSION_OUTCOMES
+from toolwatch.schemas.durations import is_duration, seconds
+from toolwatch.schemas.vocab import ALERT_KINDS, SESSION_OUTCOMES
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_ABANDON_S = 600
 DEFAULT_CASCADE_RUN = 3
 
@@ -39,10 +37,10 @@ def int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int
 
 
 def duration_s(text: str) -> float:
-    m = _DURATION.match(text)
-    if not m:
-        raise ParamError(f"{text!r} is not a duration like 90s, 30m, 24h or 7d")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        return seconds(text)
+    except ValueError as e:
+        raise ParamError(str(e)) from None
 
 
 def instant(text: str | None, now: dt.datetime) -> dt.datetime:
@@ -59,7 +57,7 @@ def window(since: str | None, until: str | None, now: dt.datetime | None = None)
     now = now or dt.datetime.now(dt.UTC)
     end = instant(until, now)
     since = since or "24h"
-    start = end - dt.timedelta(seconds=duration_s(since)) if _DURATION.match(since) else instant(since, now)
+    start = end - dt.timedelta(seconds=duration_s(since)) if is_duration(since) else instant(since, now)
     if start >= end:
         raise ParamError("since must be before until")
     return start, end
@@ -179,6 +177,43 @@ def no_params() -> dict[str, Any]:
     return {}
 
 
+def _flag(value: bool | str | None) -> bool:
+    return str(value).lower() in ("1", "true", "yes")
+
+
+def alerts_params(
+    open: bool | str | None = None,
+    agent: str | None = None,
+    kind: str | None = None,
+    since: str | None = None,
+    last: int | str | None = None,
+) -> dict[str, Any]:
+    """``since``: resolved alerts updated since then are listed too (default 7d); open ones always are."""
+    if kind and kind not in ALERT_KINDS:
+        raise ParamError(f"kind must be one of {', '.join(ALERT_KINDS)}")
+    start, _ = window(since or "7d", None)
+    n = int_param(None if last in (None, "") else str(last), "last", 100, 1, 10_000)
+    return {"open_only": _flag(open), "agent": agent or "", "kind": kind or "", "since": start, "last": n}
+
+
+def check_params(agent: str | None = None, since: str | None = None) -> dict[str, Any]:
+    start, _ = window(since or "24h", None)
+    return {"agent": agent or "", "since": start}
+
+
+def compare_params(
+    agent: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, Any]:
+    if not (agent and before and after):
+        raise ParamError("compare needs agent, before and after (two model names)")
+    start, end = window(since or "7d", until)
+    return {"agent": agent, "before": before, "after": after, "since": start, "until": end}
+
+
 # analyzer name -> how its parameters are parsed; the HTTP API and the CLI both go through this table
 ANALYZERS: dict[str, Callable[..., dict[str, Any]]] = {
     "report": report_params,
@@ -188,6 +223,10 @@ ANALYZERS: dict[str, Callable[..., dict[str, Any]]] = {
     "tools": tools_params,
     "call": call_params,
     "prices": no_params,
+    "alerts": alerts_params,
+    "check": check_params,
+    "compare": compare_params,
+    "silences": no_params,
 }
 
 

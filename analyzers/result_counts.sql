@@ -4,10 +4,13 @@
 SELECT call_id, sum(err) AS n_err, count() AS n_results
 FROM
 (
-    SELECT producer_call_id AS call_id, toUInt64(error_rule != '') AS err
-    FROM tool_results FINAL
+    -- each result once, at its latest classification (a GROUP BY over the window: FINAL would merge the
+    -- whole day's partition)
+    SELECT any(producer_call_id) AS call_id, toUInt64(argMax(error_rule, classified_at) != '') AS err
+    FROM tool_results
     WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)}
       AND producer_call_id != toUUID('00000000-0000-0000-0000-000000000000')
+    GROUP BY result_uid
     UNION ALL
     SELECT t.call_id AS call_id, toUInt64(r.error_rule != '') AS err
     FROM

@@ -28,6 +28,7 @@ CTES: dict[str, tuple[str, ...]] = {
     "sessions": ("result_counts", "steps", "session_rows"),
     "session": ("result_counts", "steps", "session_rows", "tool_outcomes"),
     "timeseries": ("result_counts", "steps", "session_rows"),
+    "session_facts": ("result_counts", "steps", "session_rows"),
     "tools": ("tool_outcomes",),
 }
 
@@ -57,7 +58,12 @@ _materialize_ok: bool | None = None  # learned on first use: older servers lack 
 
 
 def run(client: Client, name: str, **params: Any) -> list[dict[str, Any]]:
-    """Rows of one analyzer. The closed vocabularies it compares against are bound as parameters too."""
+    """Rows of one analyzer, JSON-ready. The closed vocabularies it compares against are bound too."""
+    return [{c: jsonable(v) for c, v in row.items()} for row in typed(client, name, **params)]
+
+
+def typed(client: Client, name: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows of one analyzer with the driver's types (datetimes stay datetimes), for code that computes."""
     global _materialize_ok
     params = {**SQL_PARAMETERS, **params}
     if name in CTES and _materialize_ok is not False:
@@ -72,7 +78,7 @@ def run(client: Client, name: str, **params: Any) -> list[dict[str, Any]]:
     else:
         result = client.query(composed(name), parameters=params)
     cols = result.column_names
-    return [{c: jsonable(v) for c, v in zip(cols, row, strict=True)} for row in result.result_rows]
+    return [dict(zip(cols, row, strict=True)) for row in result.result_rows]
 
 
 def jsonable(value: Any) -> Any:

@@ -1,9 +1,14 @@
 -- One row per session in the window: its model (most steps; ties: the later), steps, failures, outcome,
--- cascade and loop flags. Needs the CTE steps. Parameters: until, abandon_s, cascade_run.
+-- cascade and loop flags, and the counts behind the per-session indicators alerts compare. Needs the CTE
+-- steps. Parameters: until, abandon_s, cascade_run.
 SELECT
     r.skey AS skey,
     m.model AS model,
     r.agent AS agent,
+    r.agent_key AS agent_key,
+    r.requested AS requested,
+    r.malformed_steps AS malformed_steps,
+    r.tool_errors AS tool_errors,
     r.user_id AS user_id,
     r.properties AS properties,
     r.steps AS steps,
@@ -20,6 +25,10 @@ FROM
     SELECT
         skey,
         any(agent) AS agent,
+        any(agent_key) AS agent_key,
+        argMax(requested, ts) AS requested,
+        countIf(n_malformed > 0) AS malformed_steps,
+        sum(n_err) AS tool_errors,
         anyIf(user_id, user_id != '') AS user_id,
         argMax(properties, ts) AS properties,
         countIf(is_step) AS steps,

@@ -26,6 +26,7 @@ FROM
         k.call_id AS call_id,
         k.ts AS ts,
         k.model AS model,
+        ifNull(k.model_requested, '') AS requested,
         k.upstream AS upstream,
         k.agent AS agent,
         k.request_hash AS request_hash,
@@ -67,7 +68,7 @@ FROM
             AND NOT has({token_limit_reasons:Array(String)}, ifNull(k.finish_reason, ''))) AS final_answer
     FROM
     (
-        SELECT call_id, ts, model, upstream, agent, status, outcome, finish_reason, tool_call_count, malformed_count,
+        SELECT call_id, ts, model, model_requested, upstream, agent, status, outcome, finish_reason, tool_call_count, malformed_count,
                malformed_kinds, tool_sigs, latency_ms, ttfb_ms, input_tokens, output_tokens, cache_read_tokens,
                cache_write_tokens, user_id, properties, key_fingerprint, session_id, conv_key, opening_key,
                first_prior_tool_call_id, link_key, previous_response_id, request_hash

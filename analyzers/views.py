@@ -6,12 +6,13 @@ CLI reading a store directly go through ``view``, so they always give the same f
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from toolwatch.analyzers import runner
+from toolwatch.analyzers import alerting, runner
 from toolwatch.analyzers.cost import PriceTable, add_costs, price_table
 
 TIMESERIES_FIELDS = (
@@ -55,12 +56,22 @@ class NotFound(LookupError):
     pass
 
 
+ALERT_VIEWS: dict[str, Callable[..., Any]] = {
+    "alerts": alerting.list_alerts,
+    "check": alerting.check,
+    "compare": alerting.compare,
+    "silences": alerting.silences,
+}
+
+
 @dataclass(frozen=True)
 class Context:
     prices: PriceTable = field(default_factory=price_table)
 
 
 def view(client: Client, name: str, params: dict[str, Any], ctx: Context) -> Any:
+    if name in ALERT_VIEWS:
+        return ALERT_VIEWS[name](client, **params)
     if name == "prices":
         return ctx.prices.describe()
     if name == "report":
@@ -105,8 +116,12 @@ def timeseries(client: Client, params: dict[str, Any]) -> dict[str, Any]:
             series["malformed_by_kind"].setdefault(kind, [None] * len(axis))[i] = n
     for series in models.values():
         series.update(_rates(series))
-    marks = runner.run(client, "switches", since=params["since"], until=params["until"])
-    return {"step_s": step, "t": axis, "models": models, "switches": marks}
+    span = {"since": params["since"], "until": params["until"]}
+    switches = runner.run(client, "switch_events", agent=params.get("agent", ""), **span)
+    alerts = alerting.list_alerts(
+        client, open_only=False, agent=params.get("agent", ""), since=params["since"], until=params["until"], last=1000
+    )
+    return {"step_s": step, "t": axis, "models": models, "switches": switches, "alerts": alerts}
 
 
 def _empty(n: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ PAGES = {
     "/_toolwatch/session": "session.html",
     "/_toolwatch/call": "call.html",
     "/_toolwatch/tools": "tools.html",
+    "/_toolwatch/alerts": "alerts.html",
 }
 
 

@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
 from toolwatch.recorder.links import Lru
 from toolwatch.store.sink import Batch
 
 log = logging.getLogger("toolwatch.metrics")
+# no *_created series: they double the series count and nothing here reads them
+disable_created_metrics()  # type: ignore[no-untyped-call]
 OTHER = "other"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 TTFB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
@@ -98,6 +100,8 @@ class RecordingMetrics:
             ["model", "window"],
             registry=r,
         )
+        self.alerts_open = Gauge("toolwatch_alerts_open", "Open regression alerts", ["agent", "kind"], registry=r)
+        self._alert_labels: set[tuple[str, str]] = set()
         self._producers: Lru[tuple[str, str], tuple[str, str]] = Lru(200_000)  # tool call id -> (model, tool)
         self._session_labels: dict[str, set[str]] = {}  # window -> models with a session gauge
 
@@ -146,8 +150,11 @@ class RecordingMetrics:
         now: set[str] = set()
         for gauge, field in ((self.success, "session_success_rate"), (self.cascade, "cascade_rate")):
             for row in rows:
-                if row.get(field) is not None:
-                    model = self.models.label(row["model"], admit=False)
+                # a model with any answer that was not an HTTP error gets its own series (after a restart
+                # too); several models under "other" would overwrite one another's value, so they get none
+                answered = (row.get("http_error_rate") or 0) < 1
+                model = self.models.label(row["model"], admit=answered)
+                if row.get(field) is not None and model != OTHER:
                     gauge.labels(model, window).set(row[field])
                     now.add(model)
         for model in self._session_labels.get(window, set()) - now:
@@ -157,6 +164,12 @@ class RecordingMetrics:
                 except KeyError:
                     pass
         self._session_labels[window] = now
+
+    def set_alerts(self, open_counts: dict[tuple[str, str], int]) -> None:
+        """Open alerts per agent and kind; a pair with none left goes back to 0 (alert rules read 0)."""
+        for labels in self._alert_labels | set(open_counts):
+            self.alerts_open.labels(*labels).set(open_counts.get(labels, 0))
+        self._alert_labels |= set(open_counts)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -235,6 +235,8 @@ def make_app(
     app.router.add_get("/_toolwatch/login", login)
     app.router.add_get("/_toolwatch/api/status", status)
     app.router.add_get("/_toolwatch/api/{name:[a-z_/]+}", api_relay)
-    app.router.add_post("/_toolwatch/api/{name:reclassify|delete}", api_relay)
+    app.router.add_post(
+        "/_toolwatch/api/{name:reclassify|delete|alerts/ack|alerts/silence|alerts/unsilence}", api_relay
+    )
     app.router.add_route("*", "/{upstream:[^/_][^/]*}{rest:(/.*)?}", forward)
     return app

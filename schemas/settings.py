@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from toolwatch.schemas.durations import seconds
 from toolwatch.schemas.errors import ConfigError
-from toolwatch.schemas.vocab import ApiFlavor
+from toolwatch.schemas.vocab import ApiFlavor, ThresholdMetric
 
 MiB = 1024 * 1024
 ENV_PREFIX = "TOOLWATCH_"
@@ -52,6 +53,23 @@ class ModelPrice(BaseModel):
     cached_input: float = Field(ge=0)
     output: float = Field(ge=0)
     cache_write: float | None = Field(None, ge=0)
+
+
+class ThresholdRule(BaseModel):
+    """An alert that opens while ``metric`` is above ``above`` over the last ``window``, per model."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    metric: ThresholdMetric
+    above: float = Field(ge=0)
+    window: float = Field(900.0, gt=0)  # seconds; "15m" in a config file
+    model: str = ""  # "" = every model, else an exact model name
+    min_count: int = Field(20, ge=1)  # the rate's denominator must reach this over the window
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return seconds(v) if isinstance(v, str) else v
 
 
 class Settings(BaseModel):
@@ -102,6 +120,21 @@ class Settings(BaseModel):
     # OpenTelemetry: spans go to <otel_endpoint>/v1/traces (also on when OTEL_EXPORTER_OTLP_ENDPOINT is set)
     otel_endpoint: str = ""
     otel_tool_content: bool = False  # put tool arguments and results on execute_tool spans (opt-in)
+    # regression alerts (see the README): None = on for an embedded store, off for a server store, where
+    # exactly one serve should set it
+    alerts: bool | None = None
+    alert_interval: float = Field(30.0, gt=0)
+    alert_alpha: float = Field(0.003, gt=0, lt=0.5)  # each indicator's false-alarm budget over a whole test
+    alert_min_sessions: int = Field(30, ge=5)  # sessions on each side before a test may alert
+    alert_min_effect: float = Field(0.02, ge=0, le=1)  # the smallest absolute worsening that alerts
+    alert_min_relative_effect: float = Field(0.25, ge=0)  # ... and relative to the old rate
+    alert_baseline_days: float = Field(7.0, gt=0)  # the old model's sessions this far back
+    alert_baseline_sessions: int = Field(2000, ge=30)  # at most this many of them, the most recent
+    alert_horizon_sessions: int = Field(5000, ge=100)  # a switch is tested until the new model has this many
+    alert_switch_gap_days: float = Field(1.0, gt=0)  # a model unused this long is new again
+    alert_rules: list[ThresholdRule] = Field(default_factory=list)
+    alert_webhook_url: str = ""  # generic JSON webhook
+    alert_slack_url: str = ""  # Slack-compatible incoming webhook
     max_connections: int = Field(4096, ge=1)  # concurrent client connections the proxy holds
     fsync_interval: float = Field(0.5, gt=0)  # a power loss loses at most this many seconds of recording
     # extra tool-result error rules, name -> regular expression searched in the result's first 2 KiB
@@ -146,6 +179,13 @@ class Settings(BaseModel):
                 raise ValueError(f"redact pattern {name!r} is not a valid regular expression: {e}") from e
         return v
 
+    @field_validator("alert_webhook_url", "alert_slack_url")
+    @classmethod
+    def _webhook_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"a webhook URL must start with http:// or https://, got {v!r}")
+        return v
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, v: str) -> str:
@@ -183,6 +223,12 @@ class Settings(BaseModel):
     @property
     def spool_path(self) -> Path:
         return Path(self.spool)
+
+    @property
+    def evaluates_alerts(self) -> bool:
+        """Whether this serve's recorder evaluates alerts: always on an embedded store (it has the only
+        recorder), and only where ``alerts = true`` on a server store."""
+        return self.alerts if self.alerts is not None else self.store.startswith("chdb://")
 
 
 def chdb_path(dsn: str) -> str | None:

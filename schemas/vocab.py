@@ -38,6 +38,7 @@ ErrorRule = Literal[
     "is_error",
     "json_error",
     "json_status",
+    "json_exit_code",
     "traceback",
     "error_prefix",
     "exception",
@@ -45,7 +46,21 @@ ErrorRule = Literal[
     "permission_denied",
     "not_found",
     "timed_out",
+    "framework_error",  # an agent framework's stock failure text (tests/fixtures/framework_errors)
 ]
+# Regression alerts: what raised the alert, its state, and the per-session indicators the tests compare
+# (each one "higher is worse": ``failed`` is a closed session that did not succeed).
+AlertKind = Literal["switch_regression", "drift", "threshold"]
+AlertState = Literal["open", "resolved"]
+Indicator = Literal["malformed", "tool_error", "cascade", "failed"]
+# A switch: the agent's traffic moved entirely, a share of it moved, or the upstream returned another model
+# for the same requested name.
+SwitchKind = Literal["full", "partial", "silent"]
+# Threshold rules (``alert_rules``) read the per-minute rollups.
+ThresholdMetric = Literal["malformed_rate", "http_error_rate"]
+NotifyTarget = Literal["webhook", "slack"]
+# A notification's delivery (one row per state change and target in ``alert_outbox``).
+DeliveryStatus = Literal["pending", "delivered", "silenced", "failed"]
 # Finish reasons, across providers, that mean the response stopped at its token limit.
 TokenLimitReason = Literal["length", "max_tokens", "MAX_TOKENS", "max_output_tokens"]
 
@@ -57,6 +72,11 @@ TOOL_OUTCOMES: tuple[ToolOutcome, ...] = get_args(ToolOutcome)
 PARSE_STATUSES: tuple[ParseStatus, ...] = get_args(ParseStatus)
 MALFORMED_KINDS: tuple[MalformedKind, ...] = get_args(MalformedKind)
 ERROR_RULES: tuple[ErrorRule, ...] = get_args(ErrorRule)
+ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
+ALERT_STATES: tuple[AlertState, ...] = get_args(AlertState)
+INDICATORS: tuple[Indicator, ...] = get_args(Indicator)
+SWITCH_KINDS: tuple[SwitchKind, ...] = get_args(SwitchKind)
+THRESHOLD_METRICS: tuple[ThresholdMetric, ...] = get_args(ThresholdMetric)
 TOKEN_LIMIT_REASONS: frozenset[str] = frozenset(get_args(TokenLimitReason))
 # Outcomes that count as the upstream failing (with HTTP 5xx and "no response"): a failed step.
 UPSTREAM_FAILURES: tuple[Outcome, ...] = ("connect_error", "upstream_timeout", "upstream_error")

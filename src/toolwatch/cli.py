@@ -81,6 +81,34 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--user", help="a Toolwatch-User-Id")
     who.add_argument("--session", help="a session as listed by `toolwatch sessions` (or a Toolwatch-Session-Id)")
     de.add_argument("--json", action="store_true", help="print JSON")
+    al = sub.add_parser("alerts", help="regression alerts: list them, acknowledge, silence")
+    _reading(al)
+    al.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        choices=("list", "ack", "silence", "unsilence", "silences"),
+        help="list (default), ack ID, silence ID|--agent NAME --for 2h, unsilence SILENCE_ID, silences",
+    )
+    al.add_argument("id", nargs="?", help="an alert id (ack, silence) or a silence id (unsilence)")
+    al.add_argument("--open", action="store_true", help="only open alerts")
+    al.add_argument("--agent", help="only this agent's alerts (list), or silence this agent's alerts")
+    al.add_argument("--kind", help="switch_regression, drift or threshold")
+    al.add_argument("--since", help="list resolved alerts updated in this window too (7d)")
+    al.add_argument("--for", dest="duration", help="how long a silence lasts, e.g. 2h")
+    al.add_argument("--by", default=os.environ.get("USER", ""), help="who acknowledges or silences ($USER)")
+    al.add_argument("--comment", default="", help="why (silence)")
+    ck = sub.add_parser("check", help="for deploy pipelines: exit 1 when a regression alert is open, 0 when none is")
+    _reading(ck)
+    ck.add_argument("--agent", help="only this agent (Toolwatch-Agent, or upstream:key-fingerprint)")
+    ck.add_argument("--since", default="24h", help="alerts opened in this window (24h)")
+    cp = sub.add_parser("compare", help="two models on one agent, side by side, with intervals and latency")
+    _reading(cp)
+    cp.add_argument("--agent", required=True, help="the agent")
+    cp.add_argument("--before", required=True, help="the old model")
+    cp.add_argument("--after", required=True, help="the new model")
+    cp.add_argument("--since", default="7d", help="window start (7d)")
+    cp.add_argument("--until", help="window end: ISO time (default now)")
     one = sub.add_parser("session", help="one session's timeline, step by step")
     _reading(one)
     one.add_argument("session", help="a session as listed by `toolwatch sessions` (or a Toolwatch-Session-Id)")
@@ -134,6 +162,20 @@ def main(argv: list[str] | None = None) -> int:
             done = client.reclassify(settings, args.server, args.since)
             print(f"examined {done['examined']} result(s), changed {done['changed']}")
             return 0
+        if args.command == "alerts":
+            return _alerts(settings, args)
+        if args.command == "check":
+            try:
+                found = client.analyze(settings, args.server, "check", vars(args))
+            except ToolwatchError as e:
+                fail(e)
+                return 2
+            print(json.dumps(found, indent=2) if args.json else format.format_check(found))
+            return 1 if found["open"] else 0
+        if args.command == "compare":
+            found = client.analyze(settings, args.server, "compare", vars(args))
+            print(json.dumps(found, indent=2) if args.json else format.format_compare(found))
+            return 0
         if args.command in ("report", "sessions", "session"):
             rows = client.analyze(settings, args.server, args.command, vars(args))
             if args.json:
@@ -149,6 +191,33 @@ def main(argv: list[str] | None = None) -> int:
     except ToolwatchError as e:
         return fail(e)
     return 2
+
+
+def _alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from toolwatch.analyzers import client, format
+
+    if args.action in ("list", "silences"):
+        found = client.analyze(settings, args.server, "alerts" if args.action == "list" else "silences", vars(args))
+        text = format.format_alerts if args.action == "list" else format.format_silences
+        print(json.dumps(found, indent=2) if args.json else text(found))
+        return 0
+    if args.action == "silence" and not (args.id or args.agent):
+        raise ConfigError("silence an alert (its id) or an agent (--agent NAME), --for a duration")
+    if args.action in ("ack", "unsilence") and not args.id:
+        raise ConfigError(f"alerts {args.action} needs an id")
+    query = {"id": args.id or "", "by": args.by, "agent": args.agent or "", "kind": args.kind or ""}
+    if args.action == "silence":
+        query.update({"for": args.duration or "", "comment": args.comment})
+    done = client.alert_action(settings, args.server, args.action, query)
+    if args.json:
+        print(json.dumps(done, indent=2))
+    elif args.action == "ack":
+        print(f"acknowledged {done['id']} ({done['kind']} on {done['agent']}, {done['state']})")
+    elif args.action == "silence":
+        print(f"silence {done['id']} until {done['until']}")
+    else:
+        print(f"silence {done['id']} ended")
+    return 0
 
 
 def _serve(settings: Settings) -> int:

@@ -1,16 +1,22 @@
 """Tool-result outcome rules: each default rule on realistic tool output, ordinary results that must stay
-ok, the explicit flag, extra rules from the settings, and JSON objects judged by their fields only."""
+ok, the explicit flag, extra rules from the settings, JSON objects judged by their fields only, and the
+texts agent frameworks send when a tool fails (``tests/fixtures/framework_errors``)."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from toolwatch.recorder.outcomes import Classifier, Rule
+from toolwatch.recorder.outcomes import FRAMEWORK_PATTERNS, Classifier, Rule
 
 DEFAULT = Classifier()
+SAMPLES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).resolve().parents[1] / "fixtures" / "framework_errors" / "samples.json").read_text()
+)
 
 
 def rule_for(content: str, is_error: bool | None = None, classifier: Classifier = DEFAULT) -> str:
@@ -233,6 +239,7 @@ def test_no_extra_rules_is_the_default_rule_set() -> None:
         "permission_denied",
         "not_found",
         "timed_out",
+        "framework_error",
     ]
 
 
@@ -241,3 +248,148 @@ def test_extra_rules_given_directly() -> None:
     assert rule_for("Killed", classifier=c) == "oom"
     assert rule_for("Out of memory: Killed process 311 (python)", classifier=c) == "oom"
     assert rule_for("ok", classifier=c) == ""
+
+
+# --- JSON: Codex's metadata.exit_code ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"output":"","metadata":{"exit_code":1,"duration_seconds":0.0}}',
+        '{"output":"bash: frobnicate: command not found\\n","metadata":{"exit_code":127,"duration_seconds":0.1}}',
+        '{"output":"killed","metadata":{"exit_code":-1,"duration_seconds":0.0}}',
+        '{"metadata": {"exit_code": 2}}',
+    ],
+)
+def test_a_non_zero_metadata_exit_code_is_an_error(content: str) -> None:
+    assert rule_for(content) == "json_exit_code"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"output":"README.md\\nsrc\\n","metadata":{"exit_code":0,"duration_seconds":0.0}}',
+        '{"output": "Error: this line was printed by a passing test", "metadata": {"exit_code": 0}}',
+        '{"output":"Traceback (most recent call last):\\n...","metadata":{"exit_code":0,"duration_seconds":1.2}}',
+        '{"output": "aborted", "metadata": {"exit_code": 0}}',
+        '{"output": "x", "metadata": {"exit_code": "1"}}',  # not a number: not judged
+        '{"output": "x", "metadata": {"exit_code": true}}',
+        '{"output": "x", "metadata": {"exit_code": null}}',
+        '{"output": "x", "metadata": {"duration_seconds": 0.3}}',
+        '{"output": "x", "metadata": 1}',
+        '{"output": "x", "metadata": [{"exit_code": 1}]}',
+        '{"output": "x", "meta": {"exit_code": 1}}',
+    ],
+)
+def test_codex_output_that_exited_zero_or_has_no_exit_code_is_ok(content: str) -> None:
+    assert isinstance(json.loads(content), dict)
+    assert rule_for(content) == ""
+
+
+def test_json_exit_code_comes_after_the_error_and_status_fields() -> None:
+    assert rule_for('{"error": "disk full", "metadata": {"exit_code": 1}}') == "json_error"
+    assert rule_for('{"status": "failed", "metadata": {"exit_code": 1}}') == "json_status"
+    assert rule_for('{"status": "ok", "metadata": {"exit_code": 1}}') == "json_exit_code"
+
+
+# --- agent frameworks' own error texts ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s["id"] for s in SAMPLES])
+def test_framework_texts_as_the_frameworks_send_them(sample: dict[str, Any]) -> None:
+    assert rule_for(sample["content"], is_error=sample["is_error"]) == sample["rule"]
+
+
+FLAGGED = [s for s in SAMPLES if s["is_error"] and s["framework"] in ("Claude Code", "pydantic-ai")]
+
+
+@pytest.mark.parametrize("sample", FLAGGED, ids=[s["id"] for s in FLAGGED])
+def test_flagged_framework_texts_are_errors_without_the_flag_too(sample: dict[str, Any]) -> None:
+    # a gateway that translates Anthropic traffic to the OpenAI format drops is_error
+    assert rule_for(sample["content"]) == "framework_error"
+
+
+def test_the_agents_sdk_default_failure_text_is_an_error() -> None:
+    # the defect: every Agents SDK tool failure reached the store as ok
+    assert rule_for("An error occurred while running the tool. Please try again.") == "framework_error"
+
+
+def test_the_samples_cover_every_framework_surveyed() -> None:
+    assert {s["framework"] for s in SAMPLES} == {
+        "OpenAI Agents SDK",
+        "pydantic-ai",
+        "LangGraph",
+        "LangChain",
+        "CrewAI",
+        "smolagents",
+        "Vercel AI SDK",
+        "Claude Code",
+        "Codex",
+    }
+    assert all(s["made"] in ("ran", "source") and s["source"] and s["version"] for s in SAMPLES)
+
+
+@pytest.mark.parametrize(
+    ("framework", "pattern"), FRAMEWORK_PATTERNS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(FRAMEWORK_PATTERNS)]
+)
+def test_every_framework_text_is_one_a_framework_really_sends(framework: str, pattern: re.Pattern[str]) -> None:
+    assert any(s["framework"] == framework and pattern.search(s["content"][:2048]) for s in SAMPLES), (
+        f"no {framework} sample for {pattern.pattern}"
+    )
+
+
+def test_framework_error_only_fires_where_the_older_rules_did_not() -> None:
+    # LangGraph's texts start with Error: they keep error_prefix
+    assert rule_for("Error: get_wether is not a valid tool, try one of [get_weather].") == "error_prefix"
+    assert rule_for("get_wether is not a valid tool, try one of [get_weather].") == "framework_error"
+    # the AI SDK 7 prefixes the error's type
+    assert rule_for("AI_NoSuchToolError: Model tried to call unavailable tool 'x'. No tools are available.") == (
+        "exception"
+    )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "The FAQ says: An error occurred while running the tool. Please try again.",
+        "Release notes:\n- get_wether is not a valid tool, try one of [get_weather] now reads better",
+        'pydantic-ai tells the model "Fix the errors and try again." after a retry, then continues.',
+        "Steps:\n\nFix the errors and try again.\nThen run the linter once more.",
+        "Fix the errors and try again.",
+        "12 validation errors were fixed in this release.",
+        "3 validation errors: see the attached report",
+        "The job was aborted",
+        "Aborted",
+        "aborted jobs: 0",
+        "Job 41: exec command rejected by user was logged twice last week",
+        "Tool not found in the catalogue? Try the search box.",
+        "Tool execution error rates fell by 40% this quarter.",
+        "Claude Code wraps failures in <tool_use_error> tags.",
+        "Tool 'search' found 3 results.",
+        "Tool 'search' not found in cache; fetched it fresh: 3 results.",
+        "Model tried to call the weather API twice; both answered.",
+        "Summary: I encountered an error: none, everything passed.",
+        "unsupported calls are listed in the appendix",
+        "Compiled 214 files; 0 errors. See build/error.log for warnings.",
+        "status: done (error budget 99.9% left)",
+    ],
+)
+def test_framework_phrases_in_ordinary_results_stay_ok(content: str) -> None:
+    assert rule_for(content) == ""
+
+
+def test_framework_texts_are_looked_for_in_the_head_only() -> None:
+    filler = "line of ordinary output\n" * 100  # 2,400 characters
+    assert rule_for(filler + "An error occurred while running the tool. Please try again.") == ""
+    # pydantic-ai's suffix past 2 KiB is missed; its validation errors are caught by their start instead
+    assert rule_for("x" * 2100 + "\n\nFix the errors and try again.") == ""
+    assert rule_for("x" * 100 + "\n\nFix the errors and try again.") == "framework_error"
+    [long] = [s for s in SAMPLES if s["id"] == "pydantic_ai_validation_long"]
+    assert len(long["content"]) > 2048 and rule_for(long["content"]) == "framework_error"
+
+
+def test_user_rules_come_after_framework_error() -> None:
+    c = Classifier.from_settings({"aborts": r"(?i)abort"})
+    assert rule_for("aborted", classifier=c) == "framework_error"
+    assert rule_for("Aborted by the operator", classifier=c) == "aborts"
