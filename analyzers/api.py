@@ -19,7 +19,7 @@ from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
 from toolwatch.analyzers.alerting import NoSuchAlert, alert_write
-from toolwatch.analyzers.erase import erase
+from toolwatch.analyzers.erase import Erased, erase
 from toolwatch.analyzers.params import ParamError, analyzer_params, int_param, window
 from toolwatch.analyzers.views import Context, NotFound, view
 from toolwatch.schemas.errors import StoreError
@@ -38,6 +38,12 @@ class MetricsText(Protocol):
         ...
 
 
+class Forget(Protocol):
+    def __call__(self) -> None:
+        """Drop the recorder's cached session rows (after rows were deleted under them)."""
+        ...
+
+
 class Reclassify(Protocol):
     def __call__(self, client: Client, since: dt.datetime) -> tuple[int, int]:
         """Re-apply the outcome rules to results since ``since``: (examined, changed)."""
@@ -47,6 +53,7 @@ class Reclassify(Protocol):
 SOURCE = web.AppKey("status_source", StatusSource)
 STORE = web.AppKey("store", StoreHandle)
 RECLASSIFY = web.AppKey("reclassify", Reclassify)
+FORGET = web.AppKey("forget", Forget)
 STARTED = web.AppKey("started", float)
 CONTEXT = web.AppKey("context", Context)
 METRICS = web.AppKey("metrics_text", MetricsText)
@@ -163,10 +170,18 @@ async def delete(request: web.Request) -> web.Response:
     if (user is None) == (session is None) or not (user or session):
         return web.json_response({"error": "give exactly one of user or session"}, status=400)
     try:
-        done = await asyncio.to_thread(request.app[STORE].run, lambda c: erase(c, user=user, session=session))
+        done = await asyncio.to_thread(request.app[STORE].run, lambda c: _erase(request.app, c, user, session))
     except StoreError as e:
         return web.json_response({"error": f"store unavailable: {e}"}, status=503)
     return web.json_response({"calls": done.calls, "rows": done.rows})
+
+
+def _erase(app: web.Application, client: Client, user: str | None, session: str | None) -> Erased:
+    """Under the store lock, as the recorder's fold: the cached session rows go with the erased ones, so no
+    later event writes an erased call back."""
+    done = erase(client, user=user, session=session)
+    app[FORGET]()
+    return done
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -182,6 +197,7 @@ def make_app(
     secret: str = "",
     ctx: Context | None = None,
     metrics_text: MetricsText | None = None,
+    forget: Forget | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[internal_only(secret)])
     app[CONTEXT] = ctx or Context()
@@ -189,6 +205,7 @@ def make_app(
     app[SOURCE] = source
     app[STORE] = store
     app[RECLASSIFY] = reclassify
+    app[FORGET] = forget or (lambda: None)
     app[STARTED] = time.monotonic()
     app.router.add_get("/status", status)
     app.router.add_get("/calls", calls)

@@ -3,7 +3,8 @@ data-protection requests.
 
 The calls are found first (by ``user_id``, by the header session id, or, for an inferred session ``k:...``,
 through the session analyzer over all time); then their rows go from ``llm_calls``, ``tool_calls``,
-``bodies``, and ``tool_results`` (the results those calls carried or caused). The per-minute rollups keep
+``bodies``, ``tool_results`` (the results those calls carried or caused) and ``sessions`` (the session
+rows holding them). The per-minute rollups keep
 their counts: they hold no text, no id and no user, only per-model totals.
 """
 
@@ -24,6 +25,9 @@ DELETES = {
     "tool_calls": "has({ids:Array(UUID)}, call_id)",
     "tool_results": "has({ids:Array(UUID)}, call_id) OR has({ids:Array(UUID)}, producer_call_id)",
     "bodies": "has({ids:Array(UUID)}, call_id)",
+    # the session rows kept at ingest that hold them: a session left with other calls has no row, and is
+    # recomputed from the raw rows
+    "sessions": "hasAny(step_call, {ids:Array(UUID)}) OR hasAny(result_producer, {ids:Array(UUID)})",
 }
 
 

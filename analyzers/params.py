@@ -1,7 +1,8 @@
 """Parameters of the analyzers, parsed once for the CLI and the HTTP API alike.
 
-Windows: ``since`` is a duration back from ``until`` (``90s``, ``30m``, ``24h``, ``7d``) or an ISO-8601
-time; ``until`` is an ISO-8601 time or ``now`` (the default). Naive times are UTC.
+Windows: ``since`` is a duration back from ``until`` (``90s``, ``15m``, ``24h``, ``7d``) or an ISO-8601
+time; ``until`` is a duration back from now, an ISO-8601 time or ``now`` (the default). Naive times are UTC.
+Error messages start with the parameter's name, which the CLI spells as its flag (``--since``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class ParamError(ValueError):
     pass
 
 
+DURATION_EXAMPLES = "a duration like 15m, 24h or 7d"
+TIME_EXAMPLE = "an ISO-8601 time like 2026-11-25T10:00:00Z"
+
+
 def int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
     """An integer query parameter within [lo, hi]; ``default`` when absent."""
     if raw is None:
@@ -36,11 +41,11 @@ def int_param(raw: str | None, name: str, default: int, lo: int, hi: int) -> int
     return value
 
 
-def duration_s(text: str) -> float:
+def duration_s(text: str, name: str = "") -> float:
     try:
         return seconds(text)
     except ValueError as e:
-        raise ParamError(str(e)) from None
+        raise ParamError(f"{name} {e}" if name else str(e)) from None
 
 
 def instant(text: str | None, now: dt.datetime) -> dt.datetime:
@@ -53,13 +58,22 @@ def instant(text: str | None, now: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _point(name: str, text: str, back_from: dt.datetime, now: dt.datetime) -> dt.datetime:
+    if is_duration(text):
+        return back_from - dt.timedelta(seconds=duration_s(text, name))
+    try:
+        return instant(text, now)
+    except ParamError:
+        raise ParamError(f"{name} {text!r} is not {DURATION_EXAMPLES}, and not {TIME_EXAMPLE}") from None
+
+
 def window(since: str | None, until: str | None, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """``since`` counts back from ``until``; a duration ``until`` counts back from now."""
     now = now or dt.datetime.now(dt.UTC)
-    end = instant(until, now)
-    since = since or "24h"
-    start = end - dt.timedelta(seconds=duration_s(since)) if is_duration(since) else instant(since, now)
+    end = _point("until", until, now, now) if until else now
+    start = _point("since", since or "24h", end, now)
     if start >= end:
-        raise ParamError("since must be before until")
+        raise ParamError(f"since must be before until (since {start.isoformat()}, until {end.isoformat()})")
     return start, end
 
 
@@ -74,13 +88,13 @@ def report_params(
     start, end = window(since, until)
     run = DEFAULT_CASCADE_RUN if cascade_run in (None, "") else int(cascade_run)
     if not 2 <= run <= 1000:
-        raise ParamError("cascade run length must be between 2 and 1000")
+        raise ParamError(f"cascade_run must be between 2 and 1000 (consecutive failed steps), got {run}")
     return {
         "since": start,
         "until": end,
         "agent": agent or "",
         "model": model or "",
-        "abandon_s": int(duration_s(abandon)) if abandon else DEFAULT_ABANDON_S,
+        "abandon_s": int(duration_s(abandon, "abandon")) if abandon else DEFAULT_ABANDON_S,
         "cascade_run": run,
     }
 
@@ -104,7 +118,7 @@ def sessions_params(
     n = int_param(None if last in (None, "") else str(last), "last", 50, 1, 10_000)
     skip = int_param(None if offset in (None, "") else str(offset), "offset", 0, 0, 10_000_000)
     if outcome and outcome not in SESSION_OUTCOMES:
-        raise ParamError(f"outcome must be one of {', '.join(SESSION_OUTCOMES)}")
+        raise ParamError(f"outcome must be one of {', '.join(SESSION_OUTCOMES)}, got {outcome!r}")
     key, sep, value = (property or "").partition("=")
     if property and not sep:
         raise ParamError("property must be NAME=VALUE")
@@ -129,7 +143,7 @@ def session_params(
     cascade_run: int | str | None = None,
 ) -> dict[str, Any]:
     if not session:
-        raise ParamError("a session id is required")
+        raise ParamError("session: a session id is required (as listed by sessions)")
     params = report_params(since or "7d", until, None, None, abandon, cascade_run)
     params["session"] = session
     return params
@@ -148,7 +162,7 @@ def timeseries_params(
     params = report_params(since, until, agent, model, abandon, cascade_run)
     span = (params["until"] - params["since"]).total_seconds()
     if step:
-        step_s = int(duration_s(step))
+        step_s = int(duration_s(step, "step"))
         if not 10 <= step_s <= 86_400 or span / step_s > 5_000:
             raise ParamError("step must be between 10s and 1d, and make at most 5000 buckets")
     else:
@@ -190,7 +204,7 @@ def alerts_params(
 ) -> dict[str, Any]:
     """``since``: resolved alerts updated since then are listed too (default 7d); open ones always are."""
     if kind and kind not in ALERT_KINDS:
-        raise ParamError(f"kind must be one of {', '.join(ALERT_KINDS)}")
+        raise ParamError(f"kind must be one of {', '.join(ALERT_KINDS)}, got {kind!r}")
     start, _ = window(since or "7d", None)
     n = int_param(None if last in (None, "") else str(last), "last", 100, 1, 10_000)
     return {"open_only": _flag(open), "agent": agent or "", "kind": kind or "", "since": start, "last": n}

@@ -1,6 +1,9 @@
--- Per-model reliability report. Needs the CTEs steps and session_rows. Parameters: until, abandon_s,
--- cascade_run, model (String, empty = all). Call and tool-call figures count toward each call's own model;
--- session figures toward the session's model (most steps; ties: the later one).
+-- Per-model reliability report. Call figures (counts, tokens, latency, tool calls and malformed calls) are read
+-- from llm_calls directly and count toward each call's own model; step figures (failed steps, retries,
+-- recoveries, tool errors and results) toward each call's own model too, summed from the sessions' m_* maps;
+-- session figures toward the session's model (most steps; ties: the later one). Needs the CTE session_rows.
+-- Parameters: since, until (DateTime64(3)), agent ('' = all), model ('' = all), abandon_s, cascade_run.
+-- report_reference.sql computes the same figures from every step at query time (the tests compare them).
 WITH
     call_figures AS
     (
@@ -9,66 +12,62 @@ WITH
             any(upstream) AS upstream,
             count() AS llm_calls,
             countIf(status >= 400 OR status = 0) AS http_errors,
-            countIf(failed) AS failed_steps,
-            countIf(superseded) AS retries,
-            countIf(recovered) AS recovered_failures,
             quantiles(0.5, 0.95)(latency_ms) AS latency,
             quantileIf(0.5)(ifNull(ttfb_ms, 0), ttfb_ms IS NOT NULL) AS ttft_p50,
             countIf(ttfb_ms IS NOT NULL) AS ttft_n,
             sum(ifNull(input_tokens, 0)) AS input_tokens,
             sum(ifNull(output_tokens, 0)) AS output_tokens,
             sum(ifNull(cache_read_tokens, 0)) AS cache_read_tokens,
-            sum(ifNull(cache_write_tokens, 0)) AS cache_write_tokens
-        FROM steps
-        GROUP BY model
-    ),
-    tool_figures AS
-    (
-        SELECT
-            model,
+            sum(ifNull(cache_write_tokens, 0)) AS cache_write_tokens,
             sum(tool_call_count) AS tool_calls,
-            sum(n_malformed) AS malformed_calls,
-            sumMap(malformed_kinds, arrayMap(x -> toUInt64(1), malformed_kinds)) AS by_kind,
-            sum(n_err) AS tool_errors,
-            sum(n_results) AS tool_results
-        FROM steps
+            sum(malformed_count) AS malformed_calls,
+            sumMap(malformed_kinds, arrayMap(x -> toUInt64(1), malformed_kinds)) AS by_kind
+        FROM llm_calls
+        WHERE ts >= {since:DateTime64(3)} AND ts < {until:DateTime64(3)} AND endpoint != 'other'
+          AND ({agent:String} = '' OR agent = {agent:String})
         GROUP BY model
     ),
     session_figures AS
     (
+        -- one pass over the session rows: step figures per model of each call, session figures per session model
         SELECT
-            model,
-            count() AS sessions,
-            countIf(outcome = 'open') AS open_sessions,
-            countIf(outcome = 'abandoned') AS abandoned_sessions,
-            countIf(outcome = 'success') AS successful_sessions,
-            countIf(cascade) AS cascade_sessions,
-            countIf(loop) AS loop_sessions
+            sumMap(m_failed) AS failed,
+            sumMap(m_retries) AS retries,
+            sumMap(m_recovered) AS recovered,
+            sumMap(m_errors) AS errors,
+            sumMap(m_results) AS results,
+            sumMap(map(model, toUInt64(1))) AS sessions,
+            sumMap(map(model, toUInt64(outcome = 'open'))) AS open_sessions,
+            sumMap(map(model, toUInt64(outcome = 'abandoned'))) AS abandoned_sessions,
+            sumMap(map(model, toUInt64(outcome = 'success'))) AS successful_sessions,
+            sumMap(map(model, toUInt64(cascade))) AS cascade_sessions,
+            sumMap(map(model, toUInt64(loop))) AS loop_sessions,
+            sumMap(map(model, toUInt64(recomputed))) AS sessions_recomputed
         FROM session_rows
-        GROUP BY model
     )
 SELECT
     c.model AS model,
     c.upstream AS upstream,
     c.llm_calls AS llm_calls,
-    t.tool_calls AS tool_calls,
-    t.malformed_calls AS malformed_calls,
-    if(t.tool_calls = 0, NULL, t.malformed_calls / t.tool_calls) AS malformed_rate,
-    mapFromArrays(t.by_kind.1, t.by_kind.2) AS malformed_by_kind,
-    t.tool_errors AS tool_errors,
-    if(t.tool_results = 0, NULL, t.tool_errors / t.tool_results) AS tool_error_rate,
-    s.sessions AS sessions,
-    s.open_sessions AS open_sessions,
-    s.abandoned_sessions AS abandoned_sessions,
-    s.successful_sessions AS successful_sessions,
-    if(s.sessions - s.open_sessions = 0, NULL, s.successful_sessions / (s.sessions - s.open_sessions)) AS session_success_rate,
-    c.failed_steps AS failed_steps,
-    c.retries AS retries,
-    c.recovered_failures AS recovered_failures,
-    if(c.failed_steps = 0, NULL, c.recovered_failures / c.failed_steps) AS recovery_rate,
-    s.cascade_sessions AS cascade_sessions,
-    if(s.sessions - s.open_sessions = 0, NULL, s.cascade_sessions / (s.sessions - s.open_sessions)) AS cascade_rate,
-    s.loop_sessions AS loop_sessions,
+    c.tool_calls AS tool_calls,
+    c.malformed_calls AS malformed_calls,
+    if(c.tool_calls = 0, NULL, c.malformed_calls / c.tool_calls) AS malformed_rate,
+    mapFromArrays(c.by_kind.1, c.by_kind.2) AS malformed_by_kind,
+    s.errors[c.model] AS tool_errors,
+    if(s.results[c.model] = 0, NULL, s.errors[c.model] / s.results[c.model]) AS tool_error_rate,
+    s.sessions[c.model] AS sessions,
+    s.open_sessions[c.model] AS open_sessions,
+    s.abandoned_sessions[c.model] AS abandoned_sessions,
+    s.successful_sessions[c.model] AS successful_sessions,
+    if(s.sessions[c.model] - s.open_sessions[c.model] = 0, NULL, s.successful_sessions[c.model] / (s.sessions[c.model] - s.open_sessions[c.model])) AS session_success_rate,
+    s.failed[c.model] AS failed_steps,
+    s.retries[c.model] AS retries,
+    s.recovered[c.model] AS recovered_failures,
+    if(s.failed[c.model] = 0, NULL, s.recovered[c.model] / s.failed[c.model]) AS recovery_rate,
+    s.cascade_sessions[c.model] AS cascade_sessions,
+    if(s.sessions[c.model] - s.open_sessions[c.model] = 0, NULL, s.cascade_sessions[c.model] / (s.sessions[c.model] - s.open_sessions[c.model])) AS cascade_rate,
+    s.loop_sessions[c.model] AS loop_sessions,
+    s.sessions_recomputed[c.model] AS sessions_recomputed,
     if(c.llm_calls = 0, NULL, c.http_errors / c.llm_calls) AS http_error_rate,
     c.latency[1] AS latency_p50_ms,
     c.latency[2] AS latency_p95_ms,
@@ -78,7 +77,6 @@ SELECT
     c.cache_read_tokens AS cache_read_tokens,
     c.cache_write_tokens AS cache_write_tokens
 FROM call_figures AS c
-LEFT JOIN tool_figures AS t ON c.model = t.model
-LEFT JOIN session_figures AS s ON c.model = s.model
+CROSS JOIN session_figures AS s
 WHERE {model:String} = '' OR c.model = {model:String}
 ORDER BY c.llm_calls DESC, c.model

@@ -6,7 +6,9 @@ Results come back as JSON-ready rows: UUIDs and datetimes become strings, tuples
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -22,30 +24,92 @@ def sql(name: str) -> str:
     return resources.files("toolwatch.analyzers").joinpath(f"{name}.sql").read_text()
 
 
-# analyzers that read other analyzers as common table expressions, in dependency order
-CTES: dict[str, tuple[str, ...]] = {
-    "report": ("result_counts", "steps", "session_rows"),
-    "sessions": ("result_counts", "steps", "session_rows"),
-    "session": ("result_counts", "steps", "session_rows", "tool_outcomes"),
-    "timeseries": ("result_counts", "steps", "session_rows"),
-    "session_facts": ("result_counts", "steps", "session_rows"),
-    "tools": ("tool_outcomes",),
+@dataclass(frozen=True)
+class Cte:
+    """A common table expression: the analyzer ``file`` (default: ``name``) under ``name``; for call_keys.sql,
+    the calls it reads (``scope``, one of SCOPES)."""
+
+    name: str
+    file: str = ""
+    scope: str = ""
+
+
+# call_keys.sql's /*scope*/ marker: every call in the window, the calls the recorder could not place, the calls no
+# usable stored session row holds (what a report recomputes), or one session's
+SCOPES = {
+    "all": "1",
+    "unplaced": "placed = ''",
+    "recompute": "placed = '' OR placed NOT IN (SELECT skey FROM usable_keys)",
+    "session": "placed = '' OR placed IN ({session:String}, concat('h:', {session:String}))",
 }
+# sessions read from the rows kept at ingest where they can be, recomputed from the raw rows where not
+STORED = (
+    Cte("result_counts"),
+    Cte("unplaced_calls", "call_keys", "unplaced"),
+    Cte("unplaced_keys"),
+    Cte("usable_keys"),
+    Cte("call_keys", scope="recompute"),
+    Cte("steps"),
+    Cte("session_rows_computed"),
+    Cte("session_rows_stored"),
+    Cte("session_rows"),
+)
+# every session recomputed from the raw rows at query time: the reference the tests compare with
+REFERENCE = (
+    Cte("result_counts"),
+    Cte("call_keys", scope="all"),
+    Cte("steps"),
+    Cte("session_rows", "session_rows_computed"),
+)
+ONE_SESSION = (
+    Cte("result_counts"),
+    Cte("call_keys", scope="session"),
+    Cte("steps"),
+    Cte("session_rows", "session_rows_computed"),
+)
+
+# analyzers that read other analyzers as common table expressions, in dependency order
+CTES: dict[str, tuple[Cte, ...]] = {
+    "report": STORED,
+    "sessions": STORED,
+    "session": (*ONE_SESSION, Cte("tool_outcomes")),
+    "timeseries": STORED,
+    "session_facts": STORED,
+    "session_sources": STORED,
+    "tools": (Cte("tool_outcomes"),),
+    "report_reference": REFERENCE,
+    "sessions_reference": REFERENCE,
+    "session_reference": (*REFERENCE, Cte("tool_outcomes")),
+}
+# analyzers whose body is another's file
+BODIES = {"sessions_reference": "sessions", "session_reference": "session"}
 
 
 def _strip_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
 
 
+def _cte_sql(cte: Cte) -> str:
+    text = _strip_comments(sql(cte.file or cte.name))
+    if cte.scope:
+        text = text.replace("/*scope*/1", f"({SCOPES[cte.scope]})")
+    return text
+
+
 @cache
 def composed(name: str, materialized: bool = False) -> str:
     """The analyzer's SQL with the analyzers it builds on prepended as named CTEs.
 
-    ``materialized``: each CTE is computed once and shared by every reference (ClickHouse's
-    ``AS MATERIALIZED``); otherwise ClickHouse inlines a CTE wherever it is referenced."""
-    body = _strip_comments(sql(name))
-    kind = "AS MATERIALIZED" if materialized else "AS"
-    ctes = [f"{cte} {kind} (\n{_strip_comments(sql(cte))}\n)" for cte in CTES.get(name, ())]
+    ``materialized``: each CTE read more than once is computed once and shared by every reference
+    (ClickHouse's ``AS MATERIALIZED``); otherwise ClickHouse inlines a CTE wherever it is referenced."""
+    body = _strip_comments(sql(BODIES.get(name, name)))
+    texts = [(cte.name, _cte_sql(cte)) for cte in CTES.get(name, ())]
+    ctes = []
+    for i, (cte, text) in enumerate(texts):
+        # a CTE read once is inlined: materializing it only adds planning time
+        readers = [t for _, t in texts[i + 1 :]] + [body]
+        shared = materialized and sum(len(re.findall(rf"\b(?:FROM|JOIN)\s+{cte}\b", t)) for t in readers) > 1
+        ctes.append(f"{cte} {'AS MATERIALIZED' if shared else 'AS'} (\n{text}\n)")
     if not ctes:
         return body
     if body[:4].upper() == "WITH":

@@ -1,62 +1,9 @@
--- One row per session in the window: its model (most steps; ties: the later), steps, failures, outcome,
--- cascade and loop flags, and the counts behind the per-session indicators alerts compare. Needs the CTE
--- steps. Parameters: until, abandon_s, cascade_run.
-SELECT
-    r.skey AS skey,
-    m.model AS model,
-    r.agent AS agent,
-    r.agent_key AS agent_key,
-    r.requested AS requested,
-    r.malformed_steps AS malformed_steps,
-    r.tool_errors AS tool_errors,
-    r.user_id AS user_id,
-    r.properties AS properties,
-    r.steps AS steps,
-    r.first_ts AS first_ts,
-    r.last_ts AS last_ts,
-    r.failed_steps AS failed_steps,
-    r.unrecovered AS unrecovered,
-    r.max_run AS max_run,
-    r.outcome AS outcome,
-    r.outcome != 'open' AND (r.max_run >= {cascade_run:UInt32} OR r.unrecovered > 0) AS cascade,
-    r.max_repeat >= 3 AS loop
-FROM
-(
-    SELECT
-        skey,
-        any(agent) AS agent,
-        any(agent_key) AS agent_key,
-        argMax(requested, ts) AS requested,
-        countIf(n_malformed > 0) AS malformed_steps,
-        sum(n_err) AS tool_errors,
-        anyIf(user_id, user_id != '') AS user_id,
-        argMax(properties, ts) AS properties,
-        countIf(is_step) AS steps,
-        min(ts) AS first_ts,
-        max(ts) AS last_ts,
-        countIf(failed) AS failed_steps,
-        argMax(tool_call_count > 0 AND n_noresult > 0, ts) AS last_pending,
-        argMax(final_answer, ts) AS last_final,
-        countIf(failed AND NOT recovered) AS unrecovered,
-        arraySort((f, t) -> t, groupArrayIf(toUInt8(failed), is_step), groupArrayIf(ts, is_step)) AS flags,
-        arrayMax(arrayMap(x -> arraySum(x), arraySplit((f, z) -> z, flags, arrayMap(f -> f = 0, flags)))) AS max_run,
-        -- the most times one tool was called with identical arguments (signatures sorted, equal runs)
-        arraySort(groupArrayArray(tool_sigs)) AS sigs,
-        if(empty(sigs), 0, arrayMax(arrayMap(x -> length(x), arraySplit((v, i) -> i = 1 OR v != sigs[i - 1], sigs,
-            arrayEnumerate(sigs))))) AS max_repeat,
-        dateDiff('millisecond', last_ts, {until:DateTime64(3)}) / 1000.0 AS idle_s,
-        multiIf(
-            last_pending AND idle_s < {abandon_s:UInt32}, 'open',
-            last_pending, 'abandoned',
-            last_final AND unrecovered = 0, 'success',
-            'failed'
-        ) AS outcome
-    FROM steps
-    GROUP BY skey
-) AS r
-INNER JOIN
-(
-    SELECT skey, argMax(model, (n, lt)) AS model
-    FROM (SELECT skey, model, countIf(is_step) AS n, max(ts) AS lt FROM steps GROUP BY skey, model)
-    GROUP BY skey
-) AS m ON r.skey = m.skey
+-- One row per session with a step in the window: the stored rows the report can use (session_rows_stored)
+-- and the sessions recomputed from the raw rows (session_rows_computed over the scoped steps), with the same
+-- columns in the same order, and which of the two each row came from (recomputed). Needs the CTEs
+-- session_rows_stored and session_rows_computed.
+SELECT skey, model, agent, agent_key, requested, malformed_steps, tool_errors, user_id, properties, steps, first_ts, last_ts, failed_steps, unrecovered, max_run, outcome, cascade, loop, m_failed, m_retries, m_recovered, m_errors, m_results, 0 AS recomputed
+FROM session_rows_stored
+UNION ALL
+SELECT skey, model, agent, agent_key, requested, malformed_steps, tool_errors, user_id, properties, steps, first_ts, last_ts, failed_steps, unrecovered, max_run, outcome, cascade, loop, m_failed, m_retries, m_recovered, m_errors, m_results, 1 AS recomputed
+FROM session_rows_computed

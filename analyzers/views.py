@@ -6,6 +6,7 @@ CLI reading a store directly go through ``view``, so they always give the same f
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,16 @@ CALL_TOOL_CALL = (
     "malformed_detail",
 )
 CALL_RESULT = ("tool_call_id", "content", "content_bytes", "truncated", "is_error", "error_rule")
+RECENT_TOOL_CALL = (
+    "call_index",
+    "tool_call_id",
+    "name",
+    "raw_arguments",
+    "arguments",
+    "malformed_kind",
+    "outcome",
+    "error_rule",
+)
 
 
 class NotFound(LookupError):
@@ -86,11 +97,46 @@ def view(client: Client, name: str, params: dict[str, Any], ctx: Context) -> Any
         row["tool_calls"] = [dict(zip(CALL_TOOL_CALL, t, strict=True)) for t in row["tool_calls"]]
         row["tool_results"] = [dict(zip(CALL_RESULT, r, strict=True)) for r in row["tool_results"]]
         return row
+    if name == "session":
+        params = narrow_session(client, params)
     rows = runner.run(client, name, **params)
+    if name == "recent_calls":
+        return [recent_call(row) for row in rows]
     if name == "session":
         for step in rows:
             step["tool_calls"] = [dict(zip(STEP_TOOL_CALL, t, strict=True)) for t in step["tool_calls"] or []]
     return rows
+
+
+def narrow_session(client: Client, params: dict[str, Any]) -> dict[str, Any]:
+    """A session's timeline reads only around its stored row: from its first activity, less the idle timeout
+    (a failed first turn retried comes before it), to its last activity plus that timeout (calls the recorder
+    could not place). Cutting ``until`` there decides open or abandoned as the whole window does: idle for
+    longer than the timeout either way. Without a row (a session only the SQL linker finds), the window."""
+    q = client.query(
+        "SELECT count(), min(first_ts), max(last_ts) FROM sessions FINAL"
+        " WHERE skey IN ({session:String}, concat('h:', {session:String})) AND is_deleted = 0",
+        parameters={"session": params["session"]},
+    )
+    found, first, last = q.result_rows[0]
+    if not found:
+        return params
+    margin = dt.timedelta(seconds=params["abandon_s"], milliseconds=1)
+    since, until = first.replace(tzinfo=dt.UTC) - margin, last.replace(tzinfo=dt.UTC) + margin
+    return {**params, "since": max(params["since"], since), "until": min(params["until"], until)}
+
+
+def recent_call(row: dict[str, Any]) -> dict[str, Any]:
+    """A call as ``calls`` shows it: missing values are null, never "", and each tool call is an object whose
+    ``arguments`` are the parsed JSON object (null when the raw text was not one)."""
+    tool_calls = []
+    for values in row["tool_calls"] or []:
+        tc = dict(zip(RECENT_TOOL_CALL, values, strict=True))
+        tc["arguments"] = None if tc["arguments"] is None else json.loads(tc["arguments"])
+        tc["malformed_kind"] = tc["malformed_kind"] or None
+        tc["error_rule"] = tc["error_rule"] or None
+        tool_calls.append(tc)
+    return {**{k: None if v == "" else v for k, v in row.items()}, "tool_calls": tool_calls}
 
 
 def _epoch(value: str) -> int:

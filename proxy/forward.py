@@ -56,6 +56,7 @@ class Forwarder:
         self.upstreams: dict[str, Upstream] = dict(settings.upstreams)
         self.in_flight = 0
         self.record_failures = 0
+        self.stopping = False  # set by serve when it stops waiting for in-flight requests
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -83,6 +84,8 @@ class Forwarder:
             return await self._forward(request, route, headers, st)
         except asyncio.CancelledError:
             st.ended_by_client()
+            if self.stopping and st.outcome == "client_aborted":
+                st.error = "cut off: toolwatch stopped before the answer was complete (shutdown_timeout)"
             raise
         except Exception as e:  # noqa: BLE001 - toolwatch's own failure: the agent gets a proper error
             log.exception("unexpected failure while forwarding %s %s", request.method, route.name)

@@ -3,14 +3,22 @@
 Past ``max_connections``, a new connection is answered ``503`` and closed at once, before any byte of it
 is read: memory stays bounded however many agents connect, and their SDKs retry as they do on any 503.
 ``raise_file_limit`` lifts the soft limit on open files so the bound, not the system, is what applies.
+
+``bind`` takes the port before anything else starts (no recorder, no client session), and says in one
+line what to do when it cannot: a port in use is the most common first-run error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import resource
+import socket
+from collections.abc import Callable
 
 from aiohttp import web
+
+from toolwatch.schemas.errors import ConfigError
 
 REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
 
@@ -22,11 +30,62 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
-class LimitedSite(web.TCPSite):
-    """A TCP site whose server refuses connections past ``max_connections`` (no SO_REUSEPORT)."""
+class Bound:
+    """Listening sockets that accept nothing until a ``LimitedSite`` starts serving on them."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, max_connections: int) -> None:
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.factory: Callable[[], asyncio.Protocol] = _Refuse
+        self._server: asyncio.Server | None = None
+
+    @property
+    def server(self) -> asyncio.Server:
+        assert self._server is not None
+        return self._server
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+async def bind(host: str, port: int, backlog: int = 128) -> Bound:
+    """Take the listening port (``0``: a free one). Raises ConfigError, in one line, when it cannot."""
+    bound = Bound(host)
+    try:
+        bound._server = await asyncio.get_running_loop().create_server(
+            lambda: bound.factory(), host, port, backlog=backlog, reuse_address=True, start_serving=False
+        )
+    except OSError as e:
+        raise ConfigError(cannot_listen(host, port, e)) from e
+    return bound
+
+
+def cannot_listen(host: str, port: int, e: OSError) -> str:
+    where = f"port {port} on {host}"
+    if e.errno == errno.EADDRINUSE:
+        return f"{where} is in use (another toolwatch? `--port 0` picks a free one, or stop what holds it)"
+    if e.errno == errno.EACCES:
+        return f"no permission to listen on {where} (ports below 1024 need privileges): choose another --port"
+    if e.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: it is not an address of this machine (--host, e.g. 127.0.0.1)"
+    if isinstance(e, socket.gaierror):
+        return f"cannot listen on {host}: the name does not resolve (--host, e.g. 127.0.0.1)"
+    return f"cannot listen on {where}: {e.strerror or e}"
+
+
+class LimitedSite(web.TCPSite):
+    """A TCP site whose server refuses connections past ``max_connections`` (no SO_REUSEPORT), on the
+    sockets ``bind`` took, or binds them itself when it starts."""
+
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, *, max_connections: int, bound: Bound | None = None
+    ) -> None:
         super().__init__(runner, host, port, reuse_address=True)
+        self.bound = bound
         self.max_connections = max_connections
         self.refused = 0
 
@@ -41,11 +100,12 @@ class LimitedSite(web.TCPSite):
                 return _Refuse()
             return handler()
 
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            factory, self._host, self._port, backlog=self._backlog, reuse_address=True
-        )
-        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
+        if self.bound is None:
+            self.bound = await bind(self._host or "", self._port, self._backlog)
+        self.bound.factory = factory
+        self._server = self.bound.server
+        await self.bound.server.start_serving()
+        self._bound_port = self.bound.port
 
 
 def raise_file_limit(connections: int) -> int:

@@ -166,6 +166,7 @@ class Recorder:
                 return self._failed(e)
         try:
             self._write()
+            self._fold_sessions()
         except Exception as e:  # noqa: BLE001 - any store failure means: keep the batch, retry later
             return self._failed(e)
         b = self.batch
@@ -234,6 +235,13 @@ class Recorder:
                     self.reader.note_split(table)
             self._frame_by_frame(table)
             self.batch.done.add(table)
+
+    def _fold_sessions(self) -> None:
+        """The session rows the batch changes, once its events are stored (a sink may not keep them)."""
+        fold = getattr(self.sink, "fold_sessions", None)
+        if fold is not None and "sessions" not in self.batch.done:
+            fold(self.batch)
+            self.batch.done.add("sessions")
 
     def _write_twice(self, piece: Batch) -> None:
         """Write ``piece``; raise Refused when the store, though up, refused it twice."""

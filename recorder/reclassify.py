@@ -2,7 +2,8 @@
 
 A result whose rule verdict changed is inserted again with the same id, the new ``error_rule`` and a newer
 ``classified_at``; readers take the latest verdict per result (``argMax(error_rule, classified_at)``) and
-the table's merges drop the older row.
+the table's merges drop the older row. The session rows holding changed results are rewritten too
+(``store/sessions.py``); the recorder that keeps them must forget its cached copies.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from toolwatch.recorder.outcomes import Classifier
+from toolwatch.store.sessions import rewrite_results
 
 _PAGE = 50_000
 
@@ -21,11 +23,13 @@ _PAGE = 50_000
 class Reclassified:
     examined: int
     changed: int
+    sessions: tuple[str, ...] = ()  # the session rows rewritten with the new verdicts
 
 
 def reclassify(client: Client, classifier: Classifier, since: dt.datetime) -> Reclassified:
     columns = client.query("SELECT * FROM tool_results LIMIT 0").column_names
     examined = changed = 0
+    verdicts: dict[str, bool] = {}
     after = ""
     now = dt.datetime.now(dt.UTC)
     while True:
@@ -47,7 +51,8 @@ def reclassify(client: Client, classifier: Classifier, since: dt.datetime) -> Re
                 updates.append(new)
         if updates:
             client.insert("tool_results", updates, column_names=list(columns))
+            verdicts.update({u[idx["tool_call_id"]]: bool(u[idx["error_rule"]]) for u in updates})
         examined += len(page)
         changed += len(updates)
         after = str(page[-1][idx["result_uid"]])
-    return Reclassified(examined, changed)
+    return Reclassified(examined, changed, tuple(rewrite_results(client, verdicts)))

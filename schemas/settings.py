@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from toolwatch.schemas.durations import seconds
 from toolwatch.schemas.errors import ConfigError
@@ -21,6 +22,23 @@ from toolwatch.schemas.vocab import ApiFlavor, ThresholdMetric
 
 MiB = 1024 * 1024
 ENV_PREFIX = "TOOLWATCH_"
+LEGACY_DATA = "toolwatch-data"  # the folder older versions kept their data in, under the working directory
+
+
+def user_data_dir() -> Path:
+    """The per-user data folder (``~/.local/share/toolwatch`` on Linux, ``$XDG_DATA_HOME/toolwatch`` when
+    set), so every command finds the same store from any folder."""
+    return platformdirs.user_data_path("toolwatch", appauthor=False).absolute()
+
+
+def legacy_data(name: str) -> Path | None:
+    """``./toolwatch-data/<name>`` (``store`` or ``spool``) when it exists: older versions' default, still
+    used where it is."""
+    folder = Path.cwd() / LEGACY_DATA / name
+    return folder if folder.is_dir() else None
+
+
+StoreOrigin = Literal["set", "default", "legacy"]
 
 BUILTIN_UPSTREAMS: dict[str, dict[str, str]] = {
     "openai": {"url": "https://api.openai.com", "api": "openai"},
@@ -79,7 +97,8 @@ class Settings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
-    store: str = ""  # clickhouse-connect DSN; "" means chdb://<cwd>/toolwatch-data/store
+    # clickhouse-connect DSN; "" means chdb://<user data dir>/store, or ./toolwatch-data/store where it exists
+    store: str = ""
     database: str = "toolwatch"
     store_timeout: float = Field(30.0, gt=0)  # connect and per-request timeout for a ClickHouse server
     spool: str = ""  # "" means beside the embedded store (<store path>.spool)
@@ -144,6 +163,7 @@ class Settings(BaseModel):
     recorder_priority: Literal["idle", "low", "normal"] = "low"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False  # one line per request costs ~20 us of the event loop; off by default
+    _store_origin: StoreOrigin = PrivateAttr("set")
 
     @field_validator("upstreams", mode="before")
     @classmethod
@@ -205,7 +225,8 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
-        store = self.store or f"chdb://{Path.cwd() / 'toolwatch-data' / 'store'}"
+        legacy = legacy_data("store") if not self.store else None
+        store = self.store or f"chdb://{legacy or user_data_dir() / 'store'}"
         if not store.startswith(("chdb://", "http://", "https://")):
             raise ValueError(f"store must be chdb:///abs/path or http(s)://host:8123[/db], got {store!r}")
         if store.startswith("chdb://") and not store.removeprefix("chdb://").startswith("/"):
@@ -215,10 +236,18 @@ class Settings(BaseModel):
         spool = self.spool
         if not spool:
             path = chdb_path(store)
-            spool = f"{path}.spool" if path else str(Path.cwd() / "toolwatch-data" / "spool")
+            spool = f"{path}.spool" if path else str(legacy_data("spool") or user_data_dir() / "spool")
+        if not self.store:
+            self._store_origin = "legacy" if legacy is not None else "default"
         object.__setattr__(self, "store", store)
         object.__setattr__(self, "spool", str(Path(spool).absolute()))
         return self
+
+    @property
+    def store_origin(self) -> StoreOrigin:
+        """Where ``store`` came from: ``set`` (a flag, the environment or the config file), ``default``
+        (the per-user data folder) or ``legacy`` (``./toolwatch-data``, found in the working directory)."""
+        return self._store_origin
 
     @property
     def spool_path(self) -> Path:

@@ -13,6 +13,8 @@ from importlib import resources
 
 from clickhouse_connect.driver.client import Client
 
+from toolwatch.schemas.vocab import SQL_PARAMETERS
+
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 TTL_TABLES = {
     "llm_calls": "ttl_days",
@@ -51,15 +53,16 @@ def applied(client: Client) -> set[int]:
     return {int(r[0]) for r in client.query("SELECT version FROM schema_migrations").result_rows}
 
 
-def migrate(client: Client, ttl_days: int = 90, body_ttl_days: int = 7) -> list[Migration]:
-    """Apply what is missing; return the migrations applied now."""
+def migrate(client: Client, ttl_days: int = 90, body_ttl_days: int = 7, upto: int | None = None) -> list[Migration]:
+    """Apply what is missing (up to ``upto``, default all); return the migrations applied now."""
     done = applied(client)
     ran = []
     for mig in available():
-        if mig.version in done:
+        if mig.version in done or (upto is not None and mig.version > upto):
             continue
         for stmt in mig.statements():
-            client.command(stmt)
+            # the closed vocabularies a backfill compares against are bound, never spelled in SQL
+            client.command(stmt, parameters=SQL_PARAMETERS if "{" in stmt else None)
         client.insert("schema_migrations", [[mig.version, mig.name]], column_names=["version", "name"])
         ran.append(mig)
     apply_ttls(client, {"ttl_days": ttl_days, "body_ttl_days": body_ttl_days})

@@ -8,6 +8,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from toolwatch.store.handle import StoreHandle
+from toolwatch.store.sessions import SessionUpkeep
 from toolwatch.store.sink import Batch
 
 # a block inserted again with a token the table has seen is dropped, in the materialized views too
@@ -17,9 +18,14 @@ DEDUP_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 class ClickHouseSink:
     def __init__(self, store: StoreHandle) -> None:
         self.store = store
+        self.sessions = SessionUpkeep()
 
     def write(self, batch: Batch) -> None:
         self.store.run(lambda client: insert_batch(client, batch))
+
+    def fold_sessions(self, batch: Batch) -> None:
+        """After the batch's event tables are stored: the session rows it changes (``store/sessions.py``)."""
+        self.store.run(lambda client: self.sessions.fold(client, batch.llm_calls, batch.tool_results, batch.token))
 
     def reachable(self) -> bool:
         """Whether the store answers at all: tells a store outage from a batch it refuses."""

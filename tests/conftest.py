@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +8,16 @@ import pytest
 from tests.fakes.upstreams import FakeUpstream
 from tests.harness import Harness, make_settings
 from toolwatch.demo.script import Reply, ToolCallSpec
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default store lives in the per-user data folder: no test, nor a CLI it starts, may write to the
+    real one in the home directory."""
+    home = tmp_path_factory.mktemp("xdg-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_DATA_HOME", str(home))
+        yield home
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,10 @@ async def test_sigterm_drains_spool_into_store(tmp_path: Path, tool_fake: FakeUp
     rows = json.loads(out)
     assert sorted(r["upstream"] for r in rows) == ["anthropic"] + ["openai"] * 5
     openai_rows = [r for r in rows if r["upstream"] == "openai"]
-    assert all(r["tool_calls"][0][2] == "lookup" and r["tool_calls"][0][3] == '{"key": "v"}' for r in openai_rows)
+    assert all(
+        r["tool_calls"][0]["name"] == "lookup" and r["tool_calls"][0]["raw_arguments"] == '{"key": "v"}'
+        for r in openai_rows
+    )
 
 
 async def test_requests_flow_while_store_is_held_then_records_land(tmp_path: Path, tool_fake: FakeUpstream) -> None:
@@ -49,7 +52,7 @@ async def test_requests_flow_while_store_is_held_then_records_land(tmp_path: Pat
         assert st["records_dropped"] == 0
         code, calls = await tw.get("/_toolwatch/api/calls?last=100")
         assert code == 200 and len(calls) == 8
-        assert {c["tool_calls"][0][2] for c in calls} == {"lookup"}
+        assert {c["tool_calls"][0]["name"] for c in calls} == {"lookup"}
     finally:
         await holder.release()
         assert await tw.stop() == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -29,8 +30,10 @@ async def demo(
     duration: float | None = None,
     keep: Path | None = None,
     latency: float = 1.0,
+    as_json: bool = False,
 ) -> int:
-    """``latency`` scales the scripted answer times; at 0 the agents also stop pausing (a fast, bounded run)."""
+    """``latency`` scales the scripted answer times; at 0 the agents also stop pausing (a fast, bounded run).
+    ``as_json``: one JSON line once it listens, one at the end, instead of the banner and the summary."""
     folder = keep or Path(tempfile.mkdtemp(prefix="toolwatch-demo-"))
     stats = DemoStats()
     pace = {"pace": 0.0, "tool_delay": 0.0} if latency == 0 else {}
@@ -42,7 +45,11 @@ async def demo(
             if not line.startswith("toolwatch listening on "):
                 raise ToolwatchError("toolwatch serve did not start; run it alone to see why")
             url = line.split()[-1]
-            print(_banner(url, folder, keep is not None), flush=True)
+            if as_json:
+                started = {"url": url, "dashboard": f"{url}/_toolwatch/", "store": f"chdb://{folder / 'store'}"}
+                print(json.dumps({**started, "kept": keep is not None}), flush=True)
+            else:
+                print(_banner(url, folder, keep is not None), flush=True)
             work = asyncio.ensure_future(
                 run_demo(url, seed=seed, sessions=sessions, duration=duration, stats=stats, **pace)  # type: ignore[arg-type]
             )
@@ -56,6 +63,10 @@ async def demo(
             await _stop(serve)
             if keep is None:
                 shutil.rmtree(folder, ignore_errors=True)
+    if as_json:
+        done = {"sessions": stats.sessions, "llm_calls": stats.llm_calls, "tool_calls": stats.tool_calls}
+        print(json.dumps({**done, "store": f"chdb://{folder / 'store'}", "kept": keep is not None}), flush=True)
+        return 0
     print(
         f"demo done: {stats.sessions} sessions, {stats.llm_calls} LLM calls, {stats.tool_calls} tool calls"
         + (f"; the store stays in {folder}" if keep is not None else ""),

@@ -2,7 +2,10 @@
 
 It reads its settings as JSON on standard input, opens the store, serves the read API on a loopback port
 and prints ``{"port": N}`` on standard output once ready. On SIGTERM or SIGINT it drains the spool into
-the store for at most ``shutdown_timeout`` seconds; what is left stays in the spool for the next start.
+the store for at most ``shutdown_timeout`` seconds, saying how it goes (``{"draining": {"left_bytes": N,
+"stored": N}}`` every half second, then ``{"stopped": {"left_bytes": N}}``); what is left stays in the
+spool for the next start. SIGUSR1, or a second SIGTERM or SIGINT, stops it at once, the spool as it is
+(an insert cut short is replayed with its deduplication token at the next start, as after a SIGKILL).
 It also stops when its parent process goes away. A stop signal that arrives while it is still starting
 is kept, so a recorder told to stop early still drains the spool before it exits.
 """
@@ -15,6 +18,14 @@ import threading
 
 EARLY_STOP = threading.Event()
 PR_SET_PDEATHSIG = 1
+STOP_NOW = signal.SIGUSR1
+
+
+def _early_signal(*_: object) -> None:
+    """A stop signal while starting: the first is kept for later, a second one stops at once."""
+    if EARLY_STOP.is_set():
+        os._exit(0)
+    EARLY_STOP.set()
 
 
 def die_with_parent() -> None:
@@ -34,7 +45,8 @@ def die_with_parent() -> None:
 if __name__ == "__main__":  # before the heavy imports below, on purpose
     die_with_parent()
     for _sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(_sig, lambda *_: EARLY_STOP.set())
+        signal.signal(_sig, _early_signal)
+    signal.signal(STOP_NOW, lambda *_: os._exit(0))
 
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
@@ -46,6 +58,7 @@ import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
+import orjson  # noqa: E402
 from aiohttp import web  # noqa: E402
 from clickhouse_connect.driver.client import Client  # noqa: E402
 
@@ -67,6 +80,14 @@ from toolwatch.store.writer import ClickHouseSink  # noqa: E402
 log = logging.getLogger("toolwatch.recorder")
 RECORDER_NICENESS = 10
 GC_GEN0_THRESHOLD = 20_000
+PROGRESS_EVERY = 0.5
+
+
+def report(**what: object) -> None:
+    """One line to ``serve`` on standard output (it reads them while the recorder runs)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write(orjson.dumps(what).decode() + "\n")
+        sys.stdout.flush()
 
 
 def work(recorder: Recorder, store: StoreHandle, stop: threading.Event, settings: Settings) -> None:
@@ -96,9 +117,10 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
     spool.mkdir(parents=True, exist_ok=True)
     store = StoreHandle(settings)
     classifier = Classifier.from_settings(settings.outcome_rules)
+    sink = ClickHouseSink(store)
     recorder = Recorder(
         SpoolReader(spool),
-        ClickHouseSink(store),
+        sink,
         options=BuildOptions(
             result_max_bytes=settings.result_max_bytes,
             store_bodies=settings.store_bodies,
@@ -113,13 +135,24 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
     worker.start()
 
     def reclassify_since(client: Client, since: dt.datetime) -> tuple[int, int]:
+        # under the store lock, as the recorder's fold: no batch folds into a cached row between the rewrite
+        # and the forget
         done = reclassify(client, classifier, since)
+        sink.sessions.forget(done.sessions)
         return done.examined, done.changed
 
     secret = os.environ.get("TOOLWATCH_INTERNAL_SECRET", "")
     ctx = Context(price_table({m: p.model_dump() for m, p in settings.prices.items()}))
     jobs = Jobs(settings, recorder, store, ctx)
-    app = make_app(recorder, store, reclassify_since, secret, ctx, metrics_text=jobs.metrics.exposition)
+    app = make_app(
+        recorder,
+        store,
+        reclassify_since,
+        secret,
+        ctx,
+        metrics_text=jobs.metrics.exposition,
+        forget=sink.sessions.forget,
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -131,8 +164,21 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+
+    def stop_now() -> None:
+        """Exit at once; what is not stored yet stays in the spool (nothing is lost, as after a SIGKILL)."""
+        report(stopped={"left_bytes": recorder.reader.lag_bytes(), "forced": True})
+        log.debug("recorder stopped at once; what is not stored yet stays in the spool")
+        os._exit(0)
+
+    def stop_signal() -> None:
+        if stopping.is_set():
+            stop_now()
+        stopping.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(sig, stop_signal)
+    loop.add_signal_handler(STOP_NOW, stop_now)
     if early_stop is not None and early_stop.is_set():
         stopping.set()
     parent = os.getppid()
@@ -144,16 +190,21 @@ async def serve(settings: Settings, early_stop: threading.Event | None = None) -
                 log.warning("parent process went away; stopping")
                 break
     started = time.monotonic()
+    if settings.recorder_priority != "normal":
+        drain_first()
     stop.set()
-    await asyncio.to_thread(worker.join, settings.shutdown_timeout + 5.0)
+    stored_before = recorder.stats.calls_written
+    while worker.is_alive() and time.monotonic() - started < settings.shutdown_timeout + 5.0:
+        await asyncio.to_thread(worker.join, PROGRESS_EVERY)
+        if worker.is_alive():  # a drain that takes a while: say how it goes
+            stored = recorder.stats.calls_written - stored_before
+            report(draining={"left_bytes": recorder.reader.lag_bytes(), "stored": stored})
     await jobs.stop()
     await runner.cleanup()
     store.close()
-    log.info(
-        "recorder stopped after draining %.2fs; %d bytes left in the spool",
-        time.monotonic() - started,
-        recorder.reader.pending_bytes(),
-    )
+    left = recorder.reader.lag_bytes()
+    report(stopped={"left_bytes": left})
+    log.debug("recorder stopped after draining %.2fs; %d bytes left in the spool", time.monotonic() - started, left)
     return 0
 
 
@@ -164,6 +215,21 @@ def set_priority(priority: str) -> None:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         elif priority == "low":
             os.nice(RECORDER_NICENESS)
+
+
+def drain_first() -> None:
+    """At stop the proxy serves nobody any more: the last drain need not yield the CPU. Every thread (the
+    store engine's included) goes back to normal priority where that is allowed (raising priority takes
+    root or a nice limit); elsewhere the drain stays low, and what the time does not cover stays spooled."""
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return
+    for tid in threads:
+        with contextlib.suppress(OSError, AttributeError):
+            if os.sched_getscheduler(tid) == os.SCHED_IDLE:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, tid, 0)
 
 
 def main(early_stop: threading.Event | None = None) -> int:

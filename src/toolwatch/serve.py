@@ -1,8 +1,18 @@
 """``toolwatch serve``: the proxy in this process, the recorder in a supervised child process.
 
-Shutdown order on SIGTERM/SIGINT: stop accepting, let in-flight requests finish, flush and seal the
-spool, then tell the recorder to drain the spool into the store (bounded by ``shutdown_timeout``).
-Whatever is not stored by then stays in the spool for the next start.
+Start: the store's and the spool's locks, then the listening port, before anything else starts; a problem
+with any of them is one line naming what to do (``ToolwatchError``), exit code 2. Then the banner
+(``banner.py``) on standard output.
+
+Stop, on SIGINT (Ctrl-C) or SIGTERM, all within ``shutdown_timeout`` of the signal: stop accepting, let
+in-flight requests finish (cut off the rest a moment before the end, recorded as such), seal the spool,
+then let the recorder drain it into the store until the end; what it has not stored stays in the spool
+for the next start. Standard error says what is waited for. A second signal stops at once: the recorder
+is told to stop, and what is not stored yet stays in the spool (every answered exchange is in it already);
+a third one exits without waiting for anything.
+
+Exit codes: 0 after a stop within ``shutdown_timeout``; 2 when serve cannot start (``errors.py``); 128 +
+the signal's number when a second signal forced the stop (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -14,112 +24,57 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
+from toolwatch.banner import banner
 from toolwatch.dashboard import add_routes as add_dashboard
+from toolwatch.logs import say, size
 from toolwatch.proxy.access import is_loopback
-from toolwatch.proxy.app import AccessLogger, RecorderLink, make_app
-from toolwatch.proxy.listen import LimitedSite, raise_file_limit
-from toolwatch.schemas.errors import ConfigError
+from toolwatch.proxy.app import FORWARDER, AccessLogger, RecorderLink, make_app
+from toolwatch.proxy.listen import Bound, LimitedSite, bind, raise_file_limit
+from toolwatch.schemas.errors import ConfigError, SpoolError, StoreError, ToolwatchError
 from toolwatch.schemas.settings import Settings
 from toolwatch.spool.locks import FileLock
 from toolwatch.store.place import key_salt, server_file, spool_lock, store_dir, store_lock
+from toolwatch.supervisor import CUT_OFF_GRACE, FORCED_RECORDER_WAIT, RecorderSupervisor, supervised
 
 log = logging.getLogger("toolwatch.serve")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RESERVE = 2.0  # at most this much of shutdown_timeout is kept for the recorder's last drain
 
 
-class RecorderSupervisor:
-    """Starts the recorder, restarts it when it dies, and stops it last."""
+class Stopper:
+    """Counts stop signals once serve starts its server: the first asks for a stop within
+    ``shutdown_timeout``, the second for one at once (``on_force``), the third exits right away."""
 
-    def __init__(self, settings: Settings, link: RecorderLink) -> None:
-        self.settings = settings
-        self.link = link
-        self.proc: asyncio.subprocess.Process | None = None
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+    def __init__(self, on_force: Callable[[int], None], on_exit: Callable[[int], None]) -> None:
+        self.requested = asyncio.Event()
+        self.signals = 0
+        self.on_force = on_force
+        self.on_exit = on_exit
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._received, sig)
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="recorder-supervisor")
+    def _received(self, sig: int) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            self.requested.set()
+        elif self.signals == 2:
+            self.on_force(sig)
+        else:
+            self.on_exit(sig)
 
-    async def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "toolwatch.recorder_process",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                # the recorder asks the kernel to kill it when this process dies (PR_SET_PDEATHSIG)
-                env={
-                    **os.environ,
-                    "TOOLWATCH_PARENT_PID": str(os.getpid()),
-                    "TOOLWATCH_INTERNAL_SECRET": self.link.secret,
-                },
-            )
-            self.proc = proc
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(self.settings.model_dump_json().encode())
-            await proc.stdin.drain()
-            proc.stdin.close()
-            try:
-                line = await asyncio.wait_for(proc.stdout.readline(), timeout=120.0)
-                port = int(orjson.loads(line)["port"])
-            except (TimeoutError, ValueError, KeyError, TypeError):
-                port = 0
-                if not self._stopping:
-                    log.error("recorder did not report ready; restarting it")
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-            if port:
-                self.link.url = f"http://127.0.0.1:{port}"
-                self.link.alive = True
-                log.info("recorder running (pid %d)", proc.pid)
-                backoff = 0.5
-            await proc.stdout.read()  # until the recorder exits; it prints nothing more
-            rc = await proc.wait()
-            self.link.alive = False
-            self.link.url = None
-            if self._stopping:
-                break
-            self.link.restarts += 1
-            log.error("recorder exited with code %s; restarting in %.1fs", rc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
-
-    async def stop(self) -> None:
-        self._stopping = True
-        proc = self.proc
-        if proc is not None and proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=self.settings.shutdown_timeout + 10.0)
-            except TimeoutError:
-                log.error("recorder did not stop in time; killing it (its spool stays for the next start)")
-                proc.kill()
-                await proc.wait()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-def supervised(settings: Settings, link: RecorderLink) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The recorder as the app's first resource: started before the spool, stopped after it is sealed,
-    so its last drain sees every frame the proxy wrote."""
-
-    async def recorder(app: web.Application) -> AsyncIterator[None]:
-        supervisor = RecorderSupervisor(settings, link)
-        supervisor.start()
-        yield
-        log.info("proxy stopped; draining the spool into the store")
-        await supervisor.stop()
-
-    return recorder
+    def remove(self) -> None:
+        """Past the stop, until the process ends, a signal ends it at once (never a traceback)."""
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, lambda number, _frame: os._exit(128 + number))
 
 
 def check_exposure(settings: Settings) -> None:
@@ -136,14 +91,22 @@ def take_ownership(settings: Settings) -> list[FileLock]:
     holds them. The locks go with this process, however it ends."""
     folder = store_dir(settings)
     if folder is not None:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    settings.spool_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_folder(folder, "store", "--store chdb:///another/path", StoreError)
+    _make_folder(settings.spool_path, "spool", "--spool /another/path", SpoolError)
     taken: list[FileLock] = []
     for what, path in (("store", store_lock(settings)), ("spool", spool_lock(settings))):
         lock = FileLock(path)
         if path in (t.path for t in taken):
             continue
-        if not lock.acquire():
+        try:
+            acquired = lock.acquire()
+        except OSError as e:
+            for t in taken:
+                t.release()
+            raise (StoreError if what == "store" else SpoolError)(
+                f"cannot use the {what} folder {path.parent}: {e.strerror or e}"
+            ) from e
+        if not acquired:
             for t in taken:
                 t.release()
             other = ""
@@ -158,55 +121,142 @@ def take_ownership(settings: Settings) -> list[FileLock]:
     return taken
 
 
-async def serve(settings: Settings) -> int:
+def _make_folder(path: Path, what: str, instead: str, error: type[ToolwatchError]) -> None:
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker is not None else (e.strerror or str(e))
+        raise error(f"cannot create the {what} folder {path}: {why}; choose another ({instead})") from e
+
+
+async def serve(settings: Settings, *, debug: bool = False) -> int:
+    """Run until stopped; the exit code. ``debug`` (``--debug``): both processes log at debug level (the
+    traceback of an error is the CLI's to show)."""
+    if debug:
+        settings = settings.model_copy(update={"log_level": "debug"})
+        logging.getLogger().setLevel(logging.DEBUG)
+    return await _serve(settings)
+
+
+async def _serve(settings: Settings) -> int:
     check_exposure(settings)
     locks = take_ownership(settings)
-    link = RecorderLink(secret=secrets.token_hex(16))
-    app = make_app(settings, link, salt=key_salt(settings))
-    add_dashboard(app)
-    app.cleanup_ctx.insert(0, supervised(settings, link))
-    runner = web.AppRunner(
-        app,
-        handler_cancellation=True,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("toolwatch.access") if settings.access_log else None,
-        shutdown_timeout=settings.shutdown_timeout,
-    )
-    info = server_file(settings)
+    bound: Bound | None = None
     try:
-        await runner.setup()
-        raise_file_limit(settings.max_connections)
-        site = LimitedSite(runner, settings.host, settings.port, max_connections=settings.max_connections)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        url = f"http://{settings.host if ':' not in settings.host else f'[{settings.host}]'}:{port}"
-        _write_server_file(info, url)
-        log.info("toolwatch listening on %s (store %s)", url, _safe_dsn(settings.store))
-        print(f"toolwatch listening on {url}", flush=True)
-
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("shutting down: finishing in-flight requests")
+        bound = await bind(settings.host, settings.port)
+        return await Serving(settings, bound).run()
     finally:
-        await runner.cleanup()
-        with contextlib.suppress(FileNotFoundError):
-            info.unlink()
+        if bound is not None:
+            bound.close()
         for lock in locks:
             lock.release()
-    log.info("stopped")
-    return 0
+
+
+class Serving:
+    """One run of the proxy on its bound port: start, wait for a stop signal, stop in time."""
+
+    def __init__(self, settings: Settings, bound: Bound) -> None:
+        self.settings = settings
+        self.bound = bound
+        self.link = RecorderLink(secret=secrets.token_hex(16))
+        self.supervisor = RecorderSupervisor(settings, self.link)
+        self.app = make_app(settings, self.link, salt=key_salt(settings))
+        add_dashboard(self.app)
+        self.app.cleanup_ctx.insert(0, supervised(self.supervisor))
+        self.runner = web.AppRunner(
+            self.app,
+            handler_cancellation=True,
+            access_log_class=AccessLogger,
+            access_log=logging.getLogger("toolwatch.access") if settings.access_log else None,
+            shutdown_timeout=CUT_OFF_GRACE,  # the wait for in-flight requests is ours, before cleanup
+        )
+        self.info = server_file(settings)
+        self._forcing: asyncio.Task[None] | None = None
+
+    async def run(self) -> int:
+        stopper = Stopper(self._force, self._exit_now)
+        try:
+            await self.runner.setup()
+            raise_file_limit(self.settings.max_connections)
+            site = LimitedSite(
+                self.runner,
+                self.settings.host,
+                self.bound.port,
+                max_connections=self.settings.max_connections,
+                bound=self.bound,
+            )
+            await site.start()
+            port = self.bound.port
+            host = self.settings.host
+            url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+            _write_server_file(self.info, url)
+            print(banner(url, self.settings), flush=True)
+            await stopper.requested.wait()
+            await self._stop(site)
+        finally:
+            await self.runner.cleanup()
+            with contextlib.suppress(FileNotFoundError):
+                self.info.unlink()
+            stopper.remove()
+        left = self.supervisor.left_bytes
+        if left:
+            say(f"stopped; {size(left)} not stored yet stay in the spool, and the next serve stores them")
+        else:
+            say("stopped" + (", everything recorded is in the store" if left == 0 else ""))
+        return 0
+
+    async def _stop(self, site: LimitedSite) -> None:
+        """Stop accepting, wait for in-flight requests, and give the rest of the time to the recorder."""
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.shutdown_timeout
+        deadline = loop.time() + timeout
+        self.supervisor.deadline = deadline
+        say(f"stopping within {timeout:g}s (shutdown_timeout); Ctrl-C again stops at once, nothing answered is lost")
+        await site.stop()  # no new connections; a keep-alive one closes after its current request
+        if self.runner.server is not None:
+            self.runner.server.pre_shutdown()
+        forwarder = self.app[FORWARDER]
+        cut_off_at = deadline - min(RESERVE, timeout * 0.2) - CUT_OFF_GRACE
+        said, next_say = -1, 0.0
+        while forwarder.in_flight and loop.time() < cut_off_at:
+            n, now = forwarder.in_flight, loop.time()
+            if (n != said and now >= next_say) or now >= next_say + 4.0:
+                plural = "s" if n > 1 else ""
+                say(f"waiting for {n} in-flight request{plural} (cut off in {cut_off_at - now:.0f}s)")
+                said, next_say = n, now + 1.0
+            await asyncio.sleep(0.05)
+        if forwarder.in_flight:
+            plural = "s" if forwarder.in_flight > 1 else ""
+            say(f"cutting off {forwarder.in_flight} request{plural} still in flight (recorded as cut off)")
+        forwarder.stopping = True
+
+    def _force(self, sig: int) -> None:
+        """The second signal: stop at once, keeping what is not stored yet in the spool."""
+        in_flight = self.app[FORWARDER].in_flight if FORWARDER in self.app else 0
+        cut = f"{in_flight} request{'s' if in_flight != 1 else ''} in flight cut off; " if in_flight else ""
+        say(f"stopping at once: {cut}what is not stored yet stays in the spool for the next start")
+        self._forcing = asyncio.get_running_loop().create_task(self._forced(sig), name="forced-stop")
+
+    async def _forced(self, sig: int) -> None:
+        await self.supervisor.stop_now(FORCED_RECORDER_WAIT)
+        left = self.supervisor.left_bytes
+        say("stopped" + (f"; {size(left)} stay in the spool" if left else ""))
+        self._exit_now(sig)
+
+    def _exit_now(self, sig: int) -> None:
+        """Exit without waiting for anything: every answered exchange is in the spool files already, and
+        the locks go with the process."""
+        self.supervisor.kill()
+        with contextlib.suppress(OSError):
+            self.info.unlink()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(128 + sig)
 
 
 def _write_server_file(path: Path, url: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(orjson.dumps({"url": url, "pid": os.getpid()}))
     os.replace(tmp, path)
-
-
-def _safe_dsn(dsn: str) -> str:
-    """The DSN without its user and password."""
-    scheme, sep, rest = dsn.partition("://")
-    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}"

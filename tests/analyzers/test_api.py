@@ -214,7 +214,12 @@ async def test_calls_lists_the_most_recent_calls_with_their_tool_calls(api: Api)
     newest = rows[0]
     assert (newest["model"], newest["model_requested"], newest["status"]) == ("gpt-x-2026", "gpt-x", 200)
     assert (newest["endpoint"], newest["finish_reason"]) == ("chat_completions", "tool_calls")
-    assert newest["tool_calls"] == [[0, "call_2", "lookup", '{"n": 2}', True]]
+    assert newest["tool_calls"] == [
+        {
+            "call_index": 0, "tool_call_id": "call_2", "name": "lookup", "raw_arguments": '{"n": 2}',
+            "arguments": {"n": 2}, "malformed_kind": None, "outcome": "pending", "error_rule": None,
+        }
+    ]  # fmt: skip
 
     code, rows = await api.get("/calls?last=1")
     assert code == 200 and [r["call_id"] for r in rows] == [str(uuid.UUID(int=0xC0FFEE02))]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolwatch.analyzers.format import format_calls
+from toolwatch.analyzers.format import format_calls, render
 
 
 def test_format_calls_shows_tool_calls_and_invalid_arguments() -> None:
@@ -19,11 +19,35 @@ def test_format_calls_shows_tool_calls_and_invalid_arguments() -> None:
             "latency_ms": 12.3,
             "session_id": "s1",
             "parse_status": "ok",
-            "tool_calls": [[0, "call_1", "lookup", '{"a": 1}', True], [1, "call_2", "lookup", "{bad", False]],
+            "tool_calls": [
+                {
+                    "call_index": 0,
+                    "tool_call_id": "call_1",
+                    "name": "lookup",
+                    "raw_arguments": '{"a": 1}',
+                    "arguments": {"a": 1},
+                    "malformed_kind": None,
+                    "outcome": "ok",
+                    "error_rule": None,
+                },
+                {
+                    "call_index": 1,
+                    "tool_call_id": "call_2",
+                    "name": "lookup",
+                    "raw_arguments": "{bad",
+                    "arguments": None,
+                    "malformed_kind": "invalid_json",
+                    "outcome": "error",
+                    "error_rule": "is_error",
+                },
+            ],  # fmt: skip
         }
     ]
-    text = format_calls(rows)
-    assert "openai/gpt-x" in text and "session=s1" in text
-    assert '#0 lookup({"a": 1}) id=call_1' in text
-    assert "#1 lookup({bad) id=call_2  [arguments not a JSON object]" in text
-    assert format_calls([]) == "no calls recorded yet"
+    text = render(format_calls(rows), color=False)
+    assert "2026-11-25 10:00:00.123Z  openai/gpt-x" in text and "session=s1" in text
+    assert '#0 lookup({"a": 1}) id=call_1  => ok' in text
+    assert (
+        "#1 lookup({bad) id=call_2  [arguments not a JSON object]  malformed: invalid_json  => error (is_error)" in text
+    )
+    assert "None" not in text and "\x1b" not in text
+    assert render(format_calls([]), color=False) == "no calls recorded yet"

@@ -73,7 +73,7 @@ async def test_a_bounded_demo_run_records_every_feature(tmp_path: Path) -> None:
     assert any(s["cascade"] for s in sessions) and any(s["loop"] for s in sessions)
     inferred = [s for s in sessions if s["session"].startswith("k:")]
     # sessions without Toolwatch-Session-Id are inferred: the agent that sends no headers, and a few others
-    assert {s["agent"] == "" for s in inferred} == {True, False}
+    assert {s["agent"] is None for s in inferred} == {True, False}  # --json: null, never ""
 
     calls = await _cli_json(stats.store, tmp_path, "calls", "--last", "10000")
     assert len(calls) == stats.llm_calls

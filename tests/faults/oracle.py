@@ -462,6 +462,13 @@ def store_counts(query: Callable[[str], Sequence[Sequence[Any]]]) -> dict[str, A
     for rollup, (column, _source) in ROLLUPS.items():
         out[rollup] = int(query(f"SELECT countMerge({column}) FROM {rollup}")[0][0])
     out["per_req"] = {str(r): int(c) for r, c in query("SELECT properties['Req'], count() FROM llm_calls GROUP BY 1")}
+    # the session rows (one version per event): with FINAL, one row per session, and no call in two rows
+    ((rows,),) = query("SELECT count() FROM sessions FINAL WHERE is_deleted = 0")
+    ((keys,),) = query("SELECT uniqExact(skey) FROM sessions")  # every version, merged or not
+    ((steps, step_ids),) = query(
+        "SELECT count(), uniqExact(c) FROM (SELECT arrayJoin(step_call) AS c FROM sessions FINAL WHERE is_deleted = 0)"
+    )
+    out["sessions"] = {"rows": int(rows), "keys": int(keys), "steps": int(steps), "step_ids": int(step_ids)}
     # a stored row is whole: its call is ok with one call and one result, and the rows of the other tables
     # that point at it are the ones its request and answer hold
     out["calls_whole"] = int(
@@ -561,6 +568,12 @@ def judge(counts: dict[str, Any], answered: Iterable[int], sent: Iterable[int] |
                 f" {stored} requests stored"
             )
             duplicates += max(0, counts[rollup] - stored)
+    s = counts["sessions"]
+    if s["steps"] != s["step_ids"] or s["rows"] != s["keys"]:
+        problems.append(
+            f"sessions: {s['rows']} rows with FINAL for {s['keys']} sessions, {s['steps']} steps of"
+            f" {s['step_ids']} calls"
+        )
     for what, table in WHOLE.items():
         expected = counts[table]["count"]
         if counts[what] != expected:

@@ -8,6 +8,7 @@ every count here is what ``count()`` without ``FINAL`` would say.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_a_restarted_recorder_rebuilds_exactly_the_unfinished_batch(spool: Spool
     assert [b.llm_calls[0].call_id.int - 1 for b in sink.batches if b.llm_calls] == [0]
     assert len(sink.batches[0].llm_calls) == 2  # the same two frames, not a batch reaching into [2, 3]
     second.step()
-    second.step(now=LATER)
+    second.step(now=time.monotonic() + LATER)
     assert counts(sink) == (4, 4, 4)
 
 
@@ -110,7 +111,7 @@ def test_a_sink_failing_between_tables_is_retried_from_the_failed_table(spool: S
     rec = recorder(spool, sink, batch_rows=1)
     rec.step()
     assert counts(sink) == (2, 0, 0) and rec.stats.write_errors == 1
-    rec.step(now=LATER)
+    rec.step(now=time.monotonic() + LATER)
     assert counts(sink) == (2, 2, 2)
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from toolwatch.schemas.errors import ConfigError
-from toolwatch.schemas.settings import BUILTIN_UPSTREAMS, RESERVED_MOUNTS, Settings, chdb_path, load_settings
+from toolwatch.schemas.settings import (
+    BUILTIN_UPSTREAMS,
+    RESERVED_MOUNTS,
+    Settings,
+    chdb_path,
+    load_settings,
+    user_data_dir,
+)
 
 
 def write_toml(tmp_path: Path, text: str) -> Path:
@@ -25,13 +32,15 @@ def _cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # -- defaults --------------------------------------------------------------------------------------
 
 
-def test_defaults_without_file_environment_or_flags(tmp_path: Path) -> None:
+def test_defaults_without_file_environment_or_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     s = load_settings(None, environ={})
     assert s.host == "127.0.0.1"
     assert s.port == 8787
     assert s.database == "toolwatch"
-    assert s.store == f"chdb://{tmp_path / 'toolwatch-data' / 'store'}"
-    assert s.spool == f"{tmp_path / 'toolwatch-data' / 'store'}.spool"
+    assert s.store == f"chdb://{tmp_path / 'xdg' / 'toolwatch' / 'store'}" == f"chdb://{user_data_dir() / 'store'}"
+    assert s.spool == f"{tmp_path / 'xdg' / 'toolwatch' / 'store'}.spool"
+    assert s.store_origin == "default"
     assert s.spool_path == Path(s.spool)
     assert s.store_bodies == "redacted"
     assert s.log_level == "info"
@@ -94,7 +103,26 @@ def test_spool_ignores_the_dsn_query_string(tmp_path: Path) -> None:
 def test_server_store_puts_the_spool_in_the_data_directory(tmp_path: Path) -> None:
     s = load_settings(None, environ={}, overrides={"store": "http://default:pw@localhost:8123/db"})
     assert s.store == "http://default:pw@localhost:8123/db"
-    assert s.spool == str(tmp_path / "toolwatch-data" / "spool")
+    assert s.spool == str(user_data_dir() / "spool")
+    assert s.store_origin == "set"
+
+
+def test_the_same_default_store_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    here = load_settings(None, environ={})
+    monkeypatch.chdir("/")
+    assert load_settings(None, environ={}).store == here.store == f"chdb://{user_data_dir() / 'store'}"
+
+
+def test_an_existing_toolwatch_data_folder_here_is_still_used(tmp_path: Path) -> None:
+    (tmp_path / "toolwatch-data" / "store").mkdir(parents=True)
+    s = load_settings(None, environ={})
+    assert s.store == f"chdb://{tmp_path / 'toolwatch-data' / 'store'}" and s.store_origin == "legacy"
+    assert s.spool == f"{tmp_path / 'toolwatch-data' / 'store'}.spool"
+    (tmp_path / "toolwatch-data" / "spool").mkdir()
+    server = load_settings(None, environ={"TOOLWATCH_STORE": "http://localhost:8123"})
+    assert server.spool == str(tmp_path / "toolwatch-data" / "spool") and server.store_origin == "set"
 
 
 def test_explicit_relative_spool_is_made_absolute(tmp_path: Path) -> None:
