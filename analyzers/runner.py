@@ -80,9 +80,10 @@ CTES: dict[str, tuple[Cte, ...]] = {
     "report_reference": REFERENCE,
     "sessions_reference": REFERENCE,
     "session_reference": (*REFERENCE, Cte("tool_outcomes")),
+    "timeseries_reference": REFERENCE,
 }
 # analyzers whose body is another's file
-BODIES = {"sessions_reference": "sessions", "session_reference": "session"}
+BODIES = {"sessions_reference": "sessions", "session_reference": "session", "timeseries_reference": "timeseries"}
 
 
 def _strip_comments(text: str) -> str:

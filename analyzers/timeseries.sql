@@ -1,22 +1,26 @@
 -- Per-model time series over the window, one row per bucket of step_s seconds and model: volume, tool calls,
--- malformed calls by kind, tool results and errors, latency p50/p95 (of the steps in the bucket), and the
--- sessions that ended in the bucket (by their last activity): closed, successful, cascading.
--- Needs the CTEs result_counts, steps and session_rows. Parameters: step_s (UInt32), model ('' = all).
+-- malformed calls by kind, tool results and errors, latency p50/p95 (of the calls in the bucket, read from
+-- llm_calls as the report's call figures are), and the sessions that ended in the bucket (by their last
+-- activity): closed, successful, cascading. Needs the CTEs result_counts and session_rows.
+-- Parameters: since, until, agent, step_s (UInt32), model ('' = all).
 WITH
     calls AS
     (
         SELECT
-            toStartOfInterval(ts, toIntervalSecond({step_s:UInt32})) AS t,
-            model,
+            toStartOfInterval(l.ts, toIntervalSecond({step_s:UInt32})) AS t,
+            l.model AS model,
             count() AS llm_calls,
-            sum(tool_call_count) AS tool_calls,
-            sum(n_malformed) AS malformed,
-            sumMap(malformed_kinds, arrayMap(x -> toUInt64(1), malformed_kinds)) AS by_kind,
-            sum(n_results) AS tool_results,
-            sum(n_err) AS tool_errors,
-            quantiles(0.5, 0.95)(latency_ms) AS latency
-        FROM steps
-        WHERE {model:String} = '' OR model = {model:String}
+            sum(l.tool_call_count) AS tool_calls,
+            sum(l.malformed_count) AS malformed,
+            sumMap(l.malformed_kinds, arrayMap(x -> toUInt64(1), l.malformed_kinds)) AS by_kind,
+            sum(r.n_results) AS tool_results,
+            sum(r.n_err) AS tool_errors,
+            quantiles(0.5, 0.95)(l.latency_ms) AS latency
+        FROM llm_calls AS l
+        LEFT JOIN result_counts AS r ON l.call_id = r.call_id
+        WHERE l.ts >= {since:DateTime64(3)} AND l.ts < {until:DateTime64(3)} AND l.endpoint != 'other'
+          AND ({agent:String} = '' OR l.agent = {agent:String})
+          AND ({model:String} = '' OR l.model = {model:String})
         GROUP BY t, model
     ),
     ended AS

@@ -12,6 +12,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,7 +21,9 @@ import uvloop
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from tests.fakes.upstreams import FakeUpstream, Reply, ToolCallSpec
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/...` from anywhere: tests.fakes
+
+from tests.fakes.upstreams import FakeUpstream, Reply, ToolCallSpec  # noqa: E402
 
 # The model answers every request with a short text and one tool call, as in an agent loop.
 REPLY = Reply(

@@ -29,6 +29,7 @@ __all__ = [
     "error_fields",
     "load_body",
     "loads",
+    "plain_numbers",
     "snippet",
     "strict_json",
 ]
@@ -107,6 +108,11 @@ def strict_json(data: bytes | str) -> Any:
     and strings hold no lone surrogate (see the module docstring). Raises ValueError or RecursionError."""
     value = json.loads(data, parse_constant=_no_constants)
     return _cleaned(value) if _suspect(data) else value
+
+
+def plain_numbers(raw: bytes) -> bool:
+    """No run of 19 digits in ``raw``: orjson keeps every integer in it (or in any part of it) exactly."""
+    return _LONG_RUN not in raw.translate(_DIGITS)
 
 
 def loads(data: bytes | str) -> tuple[Any, str | None]:

@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolwatch.providers._wire import as_str, compact_json, load_body, load_request, snippet
+import orjson
+
+from toolwatch.providers._wire import as_str, compact_json, load_body, load_request, loads, plain_numbers, snippet
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
 from toolwatch.providers.sse import SSEDecoder
 
@@ -161,19 +163,32 @@ class SSEEventParser:
     def __init__(self, text_sep: str = "") -> None:
         self._sse = SSEDecoder()
         self._acc = Accumulator(text_sep)
+        self._plain = False  # the events being handled hold no integer orjson would not keep exactly
 
     def feed(self, chunk: bytes) -> list[ToolCallOut]:
         done: list[ToolCallOut] = []
-        for event in self._sse.feed(chunk):
-            self._event(event.event, event.data, done)
+        # one scan of the chunk instead of one per event, when every event it completes lies within it
+        self._plain = self._sse.clean() and plain_numbers(chunk)
+        for name, data, _ in self._sse.events_of(chunk):
+            self._event(name, data, done)
+        self._plain = False
         return done
 
     def finish(self) -> ParsedResponse:
         done: list[ToolCallOut] = []
-        for event in self._sse.flush():
-            self._event(event.event, event.data, done)
+        for name, data, _ in self._sse.flush_events():
+            self._event(name, data, done)
         self._acc.errors += self._sse.notes()
         return self._acc.result(self._close())
+
+    def _loads(self, data: str) -> tuple[Any, str | None]:
+        """``loads(data)``, without its per-event scan for long integers when ``feed`` has scanned the chunk."""
+        if self._plain:
+            try:
+                return orjson.loads(data), None
+            except orjson.JSONDecodeError:
+                pass  # the same error as loads gives, from loads
+        return loads(data)
 
     def _event(self, name: str, data: str, done: list[ToolCallOut]) -> None:
         raise NotImplementedError

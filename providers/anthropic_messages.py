@@ -22,7 +22,7 @@ Content blocks other than ``text`` and ``tool_use`` (``thinking``, ``server_tool
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolwatch.providers._wire import (
@@ -33,7 +33,6 @@ from toolwatch.providers._wire import (
     compact_json,
     content_text,
     error_fields,
-    loads,
     snippet,
 )
 from toolwatch.providers.accumulate import Accumulator, BufferedJSONParser, RequestFields, SSEEventParser
@@ -87,13 +86,17 @@ def parse_usage(value: object, base: Usage | None = None) -> Usage | None:
     usage = as_dict(value)
     if usage is None:
         return base
-    found = {
-        "input_uncached": as_int(usage.get("input_tokens")),
-        "cache_read": as_int(usage.get("cache_read_input_tokens")),
-        "cache_write": as_int(usage.get("cache_creation_input_tokens")),
-        "output": as_int(usage.get("output_tokens")),
-    }
-    return replace(base or Usage(), **{k: v for k, v in found.items() if v is not None})
+    base = base or Usage()
+    uncached = as_int(usage.get("input_tokens"))
+    read = as_int(usage.get("cache_read_input_tokens"))
+    write = as_int(usage.get("cache_creation_input_tokens"))
+    output = as_int(usage.get("output_tokens"))
+    return Usage(
+        base.input_uncached if uncached is None else uncached,
+        base.cache_read if read is None else read,
+        base.cache_write if write is None else write,
+        base.output if output is None else output,
+    )
 
 
 class MessagesParser(BufferedJSONParser):
@@ -161,7 +164,7 @@ class MessagesStreamParser(SSEEventParser):
         if self._done:
             acc.skipped += 1
             return
-        obj, problem = loads(data)
+        obj, problem = self._loads(data)
         event = as_dict(obj)
         if event is None:
             acc.note(f"{name} event data is not a JSON object ({problem}): {snippet(data)}")

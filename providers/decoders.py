@@ -151,7 +151,7 @@ _STEP = 64 * 1024  # input fed at a time: one step expands to at most ~64 MiB (g
 
 def decode_body(data: bytes, encoding: str | None, limit: int = MAX_DECODED) -> bytes:
     """A whole body decoded (what arrived of it, when it was cut short). Raises DecodeError past ``limit``."""
-    if not data:
+    if not data or not encoding:  # no Content-Encoding: the bytes as they are
         return data
     decoder = decoder_for(encoding)
     if isinstance(decoder, IdentityDecoder):

@@ -26,7 +26,6 @@ from toolwatch.providers._wire import (
     compact_json,
     content_text,
     error_fields,
-    loads,
     snippet,
 )
 from toolwatch.providers.accumulate import Accumulator, BufferedJSONParser, RequestFields, SSEEventParser
@@ -166,21 +165,25 @@ class ChatCompletionStreamParser(SSEEventParser):
             self._done = True
             self._close_calls(done)
             return
-        obj, problem = loads(data)
+        obj, problem = self._loads(data)
         chunk = as_dict(obj)
         if chunk is None:
             acc.note(f"event data is not a JSON object ({problem}): {snippet(data)}")
             return
-        err = error_fields(chunk)
-        if err is not None:
-            acc.error = err
+        if chunk.get("error") is not None:  # error_fields gives None for a missing or null error
+            acc.error = error_fields(chunk)
             return
         if chunk.get("object", "chat.completion.chunk") != "chat.completion.chunk":
             acc.skipped += 1
             return
-        acc.model = acc.model or as_str(chunk.get("model"))
-        acc.response_id = acc.response_id or as_str(chunk.get("id"))
-        acc.usage = parse_usage(chunk.get("usage")) or acc.usage
+        # every chunk repeats model and id: read until they are known
+        if not acc.model:
+            acc.model = as_str(chunk.get("model"))
+        if not acc.response_id:
+            acc.response_id = as_str(chunk.get("id"))
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):  # null on every chunk but the last
+            acc.usage = parse_usage(usage) or acc.usage
         for item in as_list(chunk.get("choices")):
             choice = as_dict(item) or {}
             if choice.get("index", 0) != 0:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolwatch.providers._wire import as_dict, as_int, as_list, as_str, compact_json, error_fields, loads, snippet
+from toolwatch.providers._wire import as_dict, as_int, as_list, as_str, compact_json, error_fields, snippet
 from toolwatch.providers.accumulate import Accumulator, BufferedJSONParser, RequestFields, SSEEventParser
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolResultIn, Usage
 
@@ -255,7 +255,7 @@ class ResponsesStreamParser(SSEEventParser):
         if self._final is not None:
             acc.skipped += 1
             return
-        obj, problem = loads(data)
+        obj, problem = self._loads(data)
         event = as_dict(obj)
         if event is None:
             acc.note(f"{name} event data is not a JSON object ({problem}): {snippet(data)}")

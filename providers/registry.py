@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from toolwatch.providers import anthropic_messages, gemini, openai_chat, openai_responses
 from toolwatch.providers.base import ParsedRequest, ResponseParser
@@ -66,6 +67,7 @@ ROUTES: dict[str, tuple[tuple[str, EndpointName], ...]] = {
 }
 
 
+@lru_cache(maxsize=4096)  # a deployment calls a handful of paths, over and over
 def endpoint_for(api: str, path: str) -> EndpointName | None:
     """The endpoint name for a request path of ``api``, or None if no parser is registered for it."""
     path = path.partition("?")[0].partition("#")[0].rstrip("/")

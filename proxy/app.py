@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -20,6 +21,7 @@ from toolwatch.proxy import access
 from toolwatch.proxy.forward import ExchangeSink, Forwarder
 from toolwatch.proxy.headers import install_byte_faithful_headers
 from toolwatch.proxy.metrics import ProxyMetrics
+from toolwatch.schemas.exchange import Exchange
 from toolwatch.schemas.settings import Settings
 from toolwatch.spool.writer import SpoolWriter
 
@@ -46,6 +48,7 @@ UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
 SINK_OVERRIDE = web.AppKey("sink_override", ExchangeSink)
 SALT = web.AppKey("key_salt", bytes)
 METRICS = web.AppKey("metrics", ProxyMetrics)
+WORKER = web.AppKey("worker", str)  # this process's spool writer id, when it is one of several workers
 INTERNAL_HEADER = "X-Toolwatch-Internal"
 
 
@@ -64,6 +67,16 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
+class _Nothing:
+    """The sink of ``record = false``: every exchange is forwarded, none is kept."""
+
+    def append(self, exchange: Exchange, request: bytes, response: bytes) -> bool:
+        return True
+
+
+NOTHING = _Nothing()
+
+
 async def _spool(app: web.Application) -> AsyncIterator[None]:
     """The spool writer, unless a test gave the app its own sink. Closing it writes what is pending."""
     if SINK_OVERRIDE in app:
@@ -71,7 +84,11 @@ async def _spool(app: web.Application) -> AsyncIterator[None]:
         return
     s = app[SETTINGS]
     spool = SpoolWriter(
-        s.spool_path, cap_bytes=s.spool_cap_bytes, segment_bytes=s.segment_bytes, segment_max_age=s.segment_max_age
+        s.spool_path,
+        cap_bytes=s.spool_cap_bytes,
+        segment_bytes=s.segment_bytes,
+        segment_max_age=s.segment_max_age,
+        writer_id=app.get(WORKER, "w0"),
     )
     await spool.start()
     app[SPOOL] = spool
@@ -102,8 +119,25 @@ async def _api_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+class _Counted:
+    """The spool as the forwarder's sink, telling the metrics of every exchange it did not record (a
+    worker's drops are summed across workers from shared files, which a callable cannot be)."""
+
+    def __init__(self, spool: SpoolWriter, metrics: ProxyMetrics) -> None:
+        self.spool = spool
+        self.metrics = metrics
+
+    def append(self, exchange: Exchange, request: bytes, response: bytes) -> bool:
+        if self.spool.append(exchange, request, response):
+            return True
+        self.metrics.not_recorded()
+        return False
+
+
 async def _forwarder(app: web.Application) -> AsyncIterator[None]:
     sink: ExchangeSink = app[SINK_OVERRIDE] if SINK_OVERRIDE in app else app[SPOOL]
+    if WORKER in app and SINK_OVERRIDE not in app:
+        sink = _Counted(app[SPOOL], app[METRICS])
     app[FORWARDER] = Forwarder(
         app[SETTINGS], app[UPSTREAM_SESSION], sink, app[SALT], overhead=app[METRICS].observe_overhead
     )
@@ -139,6 +173,8 @@ async def status(request: web.Request) -> web.Response:
         "recorder_alive": False,
         "store_reachable": None,
     }
+    if WORKER in app:
+        body["worker"] = app[WORKER]
     try:
         code, raw = await asyncio.wait_for(_recorder_get(app, "status"), 5.0)
         if code == 200:
@@ -212,8 +248,14 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 def make_app(
-    settings: Settings, link: RecorderLink | None = None, sink: ExchangeSink | None = None, salt: bytes = b""
+    settings: Settings,
+    link: RecorderLink | None = None,
+    sink: ExchangeSink | None = None,
+    salt: bytes = b"",
+    worker: tuple[str, Path] | None = None,
 ) -> web.Application:
+    """``worker``: this app is one of several proxy processes (``serve --workers N``): its spool writer id,
+    and the folder where the workers' metrics are shared."""
     install_byte_faithful_headers()
     app = web.Application(client_max_size=settings.parse_limit + 1, middlewares=[access.middleware(settings)])
     app[SETTINGS] = settings
@@ -224,7 +266,11 @@ def make_app(
         spool = app.get(SPOOL)
         return 0 if spool is None else spool.dropped + spool.refused
 
-    app[METRICS] = ProxyMetrics(list(settings.upstreams), dropped)
+    if worker is not None:
+        app[WORKER] = worker[0]
+    app[METRICS] = ProxyMetrics(list(settings.upstreams), dropped, shared=worker[1] if worker else None)
+    if sink is None and not settings.record:
+        sink = NOTHING  # record = false: no spool
     if sink is not None:
         app[SINK_OVERRIDE] = sink
     # set up in this order, torn down in the reverse one: the spool closes last, after every request

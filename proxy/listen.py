@@ -6,12 +6,17 @@ is read: memory stays bounded however many agents connect, and their SDKs retry 
 
 ``bind`` takes the port before anything else starts (no recorder, no client session), and says in one
 line what to do when it cannot: a port in use is the most common first-run error.
+
+With several proxy processes (``serve --workers N``) the port is still bound once: ``serve`` makes the
+sockets listen (``listening``) and hands them to its workers, which ``adopt`` them. Every connection waits
+in the one backlog until some worker accepts it; no SO_REUSEPORT, so a second ``serve`` on the port fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import resource
 import socket
 from collections.abc import Callable
@@ -37,6 +42,7 @@ class Bound:
         self.host = host
         self.factory: Callable[[], asyncio.Protocol] = _Refuse
         self._server: asyncio.Server | None = None
+        self._more: list[asyncio.Server] = []  # adopted sockets past the first: one server each
 
     @property
     def server(self) -> asyncio.Server:
@@ -47,9 +53,14 @@ class Bound:
     def port(self) -> int:
         return int(self.server.sockets[0].getsockname()[1])
 
+    async def start_serving(self) -> None:
+        for server in (self.server, *self._more):
+            await server.start_serving()
+
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, *self._more):
+            if server is not None:
+                server.close()
 
 
 async def bind(host: str, port: int, backlog: int = 128) -> Bound:
@@ -61,6 +72,35 @@ async def bind(host: str, port: int, backlog: int = 128) -> Bound:
         )
     except OSError as e:
         raise ConfigError(cannot_listen(host, port, e)) from e
+    return bound
+
+
+def listening(bound: Bound, backlog: int = 128) -> list[int]:
+    """The bound sockets' descriptors, listening, for worker processes to inherit and ``adopt``. This
+    process never accepts on them: it only keeps the port taken until it closes ``bound``."""
+    fds = []
+    for ts in bound.server.sockets:
+        sock = socket.socket(fileno=os.dup(ts.fileno()))  # the same socket, through a descriptor of our own
+        try:
+            sock.listen(backlog)
+        finally:
+            sock.close()
+        fds.append(ts.fileno())
+    return fds
+
+
+async def adopt(host: str, fds: list[int], backlog: int = 128) -> Bound:
+    """The listening sockets a parent process bound (``listening``), ready for a ``LimitedSite``."""
+    bound = Bound(host)
+    loop = asyncio.get_running_loop()
+    for fd in fds:
+        server = await loop.create_server(
+            lambda: bound.factory(), sock=socket.socket(fileno=fd), backlog=backlog, start_serving=False
+        )
+        if bound._server is None:
+            bound._server = server
+        else:
+            bound._more.append(server)
     return bound
 
 
@@ -104,8 +144,13 @@ class LimitedSite(web.TCPSite):
             self.bound = await bind(self._host or "", self._port, self._backlog)
         self.bound.factory = factory
         self._server = self.bound.server
-        await self.bound.server.start_serving()
+        await self.bound.start_serving()
         self._bound_port = self.bound.port
+
+    async def stop(self) -> None:
+        if self.bound is not None:
+            self.bound.close()  # every socket it serves on, not only the first
+        await super().stop()
 
 
 def raise_file_limit(connections: int) -> int:

@@ -15,23 +15,30 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from toolwatch.providers import Parsed
-from toolwatch.providers._wire import strict_json
 from toolwatch.providers.base import ToolCallOut
 from toolwatch.providers.decoders import DecodeError, decode_body
 from toolwatch.recorder.links import Key, Links
 from toolwatch.recorder.outcomes import Classifier
 from toolwatch.recorder.redact import Redactor
 from toolwatch.recorder.sessions import conv_key, opening_key
-from toolwatch.recorder.validate import SchemaCache, classify
+from toolwatch.recorder.validate import SchemaCache, Verdict, judge, parse_arguments
+from toolwatch.schemas.exchange import Exchange
 from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
-from toolwatch.schemas.vocab import MalformedKind
+from toolwatch.schemas.vocab import TOKEN_LIMIT_REASONS, MalformedKind
 from toolwatch.spool.frame import Frame
 
 __all__ = ["BuildOptions", "Records", "build", "tool_signature"]
 
-_NS_TOOL_CALL = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a01")
-_NS_RESULT = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a02")
+_NS_TOOL_CALL = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a01").bytes
+_NS_RESULT = uuid.UUID("5b0c6a52-8f0e-4d8e-9a38-0e7f3c1d2a02").bytes
+_ZERO = uuid.UUID(int=0)
+# the version (5) and variant (RFC 4122) bits ``uuid.uuid5`` sets
+_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID5_SET = (0x8000 << 48) | (5 << 76)
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 
 
@@ -67,62 +74,69 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
     req, resp = parsed.request, parsed.response
     red = opts.redactor
     model = resp.model or parsed.model_requested or ""
-    common: dict[str, Any] = {"session_id": ex.session_id or "", "agent": ex.agent or ""}
-    ckey = conv_key(req, resp)
-    tool_calls, sigs = _tool_calls(frame, parsed, model, ckey, common, opts.schemas, red)
+    session_id, agent = ex.session_id or "", ex.agent or ""
+    opening = opening_key(req)
+    ckey = conv_key(req, resp, opening)
+    tool_calls, sigs = _tool_calls(frame, parsed, model, ckey, opts.schemas, red)
     kinds = [t.malformed_kind for t in tool_calls if t.malformed_kind]
     first_prior = req.prior_tool_call_ids[0] if req.prior_tool_call_ids else ""
     previous = req.previous_response_id or ""
-    call = LlmCall(
-        call_id=ex.id,
-        ts=ex.started_at,
-        upstream=ex.upstream,
-        api=ex.api,
-        endpoint=parsed.endpoint,
-        method=ex.method,
-        path=ex.path,
-        model_requested=parsed.model_requested,
-        model_returned=resp.model,
-        deployment=parsed.deployment,
-        model=model,
-        stream=req.stream,
-        status=ex.status,
-        outcome=ex.outcome,
-        error=red.optional(ex.error or resp.error_message),
-        parse_status=parsed.parse_status,
-        parse_error=red.optional(parsed.parse_error),
-        finish_reason=resp.finish_reason,
-        response_id=resp.response_id,
-        input_tokens=resp.usage.input_uncached,
-        cache_read_tokens=resp.usage.cache_read,
-        cache_write_tokens=resp.usage.cache_write,
-        output_tokens=resp.usage.output,
-        latency_ms=ex.latency_ms,
-        ttfb_ms=ex.ttfb_ms,
-        request_bytes=ex.request_size,
-        response_bytes=ex.response_size,
-        declared_tools=[t.name for t in req.tools],
-        tool_schemas=[t.schema_json or "" for t in req.tools],
-        tool_call_count=len(tool_calls),
-        tool_result_count=len(req.tool_results),
-        prior_tool_call_ids=list(req.prior_tool_call_ids),
-        message_count=req.message_count,
-        text_chars=len(resp.text),
-        user_id=ex.user_id or "",
-        properties=dict(ex.properties),
-        request_id=next((ex.response_headers[h] for h in REQUEST_ID_HEADERS if ex.response_headers.get(h)), ""),
-        conv_key=ckey,
-        opening_key=opening_key(req),
-        first_prior_tool_call_id=first_prior,
-        previous_response_id=previous,
-        malformed_count=len(kinds),
-        malformed_kinds=kinds,
-        tool_sigs=sigs,
-        link_key=links.session_of(ex.upstream, previous, first_prior),
-        key_fingerprint=ex.key_fingerprint,
-        traceparent=ex.traceparent,
-        request_hash=request_hash(frame.request) if parsed.endpoint != "other" else 0,
-        **common,
+    usage = resp.usage
+    headers = ex.response_headers
+    # every field, in declaration order, of the type it is declared with (see ``LlmCall.trusted``)
+    call = LlmCall.trusted(
+        {
+            "call_id": ex.id,
+            "ts": ex.started_at,
+            "upstream": ex.upstream,
+            "api": ex.api,
+            "endpoint": parsed.endpoint,
+            "method": ex.method,
+            "path": ex.path,
+            "model_requested": parsed.model_requested,
+            "model_returned": resp.model,
+            "model": model,
+            "deployment": parsed.deployment,
+            "stream": req.stream,
+            "status": ex.status,
+            "outcome": ex.outcome,
+            "error": red.optional(ex.error or resp.error_message),
+            "parse_status": parsed.parse_status,
+            "parse_error": red.optional(parsed.parse_error),
+            "finish_reason": resp.finish_reason,
+            "response_id": resp.response_id,
+            "input_tokens": usage.input_uncached,
+            "cache_read_tokens": usage.cache_read,
+            "cache_write_tokens": usage.cache_write,
+            "output_tokens": usage.output,
+            "latency_ms": ex.latency_ms,
+            "ttfb_ms": ex.ttfb_ms,
+            "request_bytes": ex.request_size,
+            "response_bytes": ex.response_size,
+            "declared_tools": [t.name for t in req.tools],
+            "tool_schemas": [t.schema_json or "" for t in req.tools],
+            "tool_call_count": len(tool_calls),
+            "tool_result_count": len(req.tool_results),
+            "prior_tool_call_ids": list(req.prior_tool_call_ids),
+            "message_count": req.message_count,
+            "text_chars": len(resp.text),
+            "session_id": session_id,
+            "agent": agent,
+            "user_id": ex.user_id or "",
+            "properties": dict(ex.properties),
+            "request_id": next((headers[h] for h in REQUEST_ID_HEADERS if headers.get(h)), "") if headers else "",
+            "conv_key": ckey,
+            "opening_key": opening,
+            "first_prior_tool_call_id": first_prior,
+            "previous_response_id": previous,
+            "malformed_count": len(kinds),
+            "malformed_kinds": kinds,
+            "tool_sigs": sigs,
+            "link_key": links.session_of(ex.upstream, previous, first_prior),
+            "traceparent": ex.traceparent,
+            "request_hash": request_hash(frame.request) if parsed.endpoint != "other" else 0,
+            "key_fingerprint": ex.key_fingerprint,
+        }
     )
     results: list[ToolResult] = []
     resent: list[Key] = []
@@ -135,22 +149,24 @@ def build(frame: Frame, parsed: Parsed, links: Links, opts: BuildOptions) -> Rec
         built_now.add(key)
         # secrets go before truncation, which could otherwise leave half a key that no pattern matches
         content, _, truncated = _truncate(red.text(tr.content), opts.result_max_bytes)
-        size = len(tr.content.encode())
         results.append(
-            ToolResult(
-                result_uid=uuid.uuid5(_NS_RESULT, f"{ex.upstream}\x00{tr.tool_call_id}"),
-                call_id=ex.id,
-                ts=ex.started_at,
-                upstream=ex.upstream,
-                tool_call_id=tr.tool_call_id,
-                content=content,
-                content_bytes=size,
-                truncated=truncated,
-                is_error=tr.is_error,
-                error_rule=opts.classifier.classify(tr.content, tr.is_error),
-                classified_at=ex.started_at,
-                producer_call_id=links.producer_of(ex.upstream, tr.tool_call_id) or uuid.UUID(int=0),
-                **common,
+            ToolResult.trusted(
+                {
+                    "result_uid": _uuid5(_NS_RESULT, f"{ex.upstream}\x00{tr.tool_call_id}"),
+                    "call_id": ex.id,
+                    "ts": ex.started_at,
+                    "upstream": ex.upstream,
+                    "session_id": session_id,
+                    "agent": agent,
+                    "tool_call_id": tr.tool_call_id,
+                    "content": content,
+                    "content_bytes": len(tr.content.encode()),
+                    "truncated": truncated,
+                    "is_error": tr.is_error,
+                    "error_rule": opts.classifier.classify(tr.content, tr.is_error),
+                    "classified_at": ex.started_at,
+                    "producer_call_id": links.producer_of(ex.upstream, tr.tool_call_id) or _ZERO,
+                }
             )
         )
     return Records(call, tool_calls, results, _body(frame, parsed, opts), resent)
@@ -168,13 +184,15 @@ def _body(frame: Frame, parsed: Parsed, opts: BuildOptions) -> Body | None:
         except DecodeError:
             response = b""
         request, response = opts.redactor.data(request), opts.redactor.data(response)
-    return Body(
-        call_id=ex.id,
-        ts=ex.started_at,
-        request_body=request,
-        response_body=response,
-        request_truncated=ex.request_truncated,
-        response_truncated=ex.response_truncated,
+    return Body.trusted(
+        {
+            "call_id": ex.id,
+            "ts": ex.started_at,
+            "request_body": request,
+            "response_body": response,
+            "request_truncated": ex.request_truncated,
+            "response_truncated": ex.response_truncated,
+        }
     )
 
 
@@ -183,58 +201,75 @@ def _tool_calls(
     parsed: Parsed,
     model: str,
     ckey: str,
-    common: dict[str, Any],
     schemas: SchemaCache,
     red: Redactor,
 ) -> tuple[list[ToolCall], list[int]]:
     """Structured tool calls, each validated (on the text as produced); or else the calls written into the
     reply text. What is stored has its secrets redacted; the loop signatures are of the text as produced."""
     ex, resp = frame.exchange, parsed.response
-    declared = parsed.declared
-    out: list[tuple[ToolCall, int]] = []
-    last = len(resp.tool_calls) - 1
-    for i, tc in enumerate(resp.tool_calls):
-        verdict = classify(
-            tc.name, tc.raw_arguments, declared, finish_reason=resp.finish_reason, is_last=i == last, cache=schemas
-        )
-        out.append(_tool_call(frame, model, tc, common, verdict.kind, red.text(verdict.detail), ckey, red))
+    ex_id = str(ex.id)
+    out: list[ToolCall] = []
+    sigs: list[int] = []
+    if resp.tool_calls:
+        declared = parsed.declared
+        last = len(resp.tool_calls) - 1
+        truncated = resp.finish_reason in TOKEN_LIMIT_REASONS
+        for i, tc in enumerate(resp.tool_calls):
+            value, error = parse_arguments(tc.raw_arguments)
+            arguments = _canonical(value)  # before validation, which may fill in the schema's defaults
+            if truncated and i == last:
+                verdict = Verdict("truncated", f"response stopped at its token limit ({resp.finish_reason})")
+            else:
+                verdict = judge(tc.name, value, error, declared, schemas)
+            detail = red.text(verdict.detail)
+            out.append(_tool_call(ex, ex_id, model, tc, arguments, verdict.kind, detail, ckey, red))
+            sigs.append(tool_signature(tc.name, arguments, tc.raw_arguments))
     for n, found in enumerate(parsed.in_text):
-        tc = ToolCallOut(n, f"intext-{ex.id}-{n}", found.name, found.raw_arguments)
+        tc = ToolCallOut(n, f"intext-{ex_id}-{n}", found.name, found.raw_arguments)
+        arguments = _canonical(parse_arguments(tc.raw_arguments)[0])
         detail = f"tool call written in the reply text ({found.style})"
-        out.append(_tool_call(frame, model, tc, common, "in_text", detail, ckey, red))
-    return [t for t, _ in out], [sig for _, sig in out]
+        out.append(_tool_call(ex, ex_id, model, tc, arguments, "in_text", detail, ckey, red))
+        sigs.append(tool_signature(tc.name, arguments, tc.raw_arguments))
+    return out, sigs
 
 
 def _tool_call(
-    frame: Frame,
+    ex: Exchange,
+    ex_id: str,
     model: str,
     tc: ToolCallOut,
-    common: dict[str, Any],
+    arguments: str | None,
     kind: MalformedKind | Literal[""],
     detail: str,
     ckey: str,
     red: Redactor,
-) -> tuple[ToolCall, int]:
-    """The record of one tool call, and its loop signature (of the arguments as produced)."""
-    ex = frame.exchange
-    arguments = _arguments(tc.raw_arguments)
-    record = ToolCall(
-        tool_call_uid=uuid.uuid5(_NS_TOOL_CALL, f"{ex.id}\x00{tc.index}"),
-        call_id=ex.id,
-        ts=ex.started_at,
-        upstream=ex.upstream,
-        model=model,
-        call_index=tc.index,
-        tool_call_id=tc.id,
-        name=tc.name,
-        raw_arguments=red.text(tc.raw_arguments),
-        arguments=red.optional(arguments),
-        malformed_kind=kind,
-        malformed_detail=detail,
-        conv_key=ckey,
-        **common,
+) -> ToolCall:
+    """The record of one tool call."""
+    return ToolCall.trusted(
+        {
+            "tool_call_uid": _uuid5(_NS_TOOL_CALL, f"{ex_id}\x00{tc.index}"),
+            "call_id": ex.id,
+            "ts": ex.started_at,
+            "upstream": ex.upstream,
+            "model": model,
+            "session_id": ex.session_id or "",
+            "agent": ex.agent or "",
+            "call_index": tc.index,
+            "tool_call_id": tc.id,
+            "name": tc.name,
+            "raw_arguments": red.text(tc.raw_arguments),
+            "arguments": red.optional(arguments),
+            "malformed_kind": kind,
+            "malformed_detail": detail,
+            "conv_key": ckey,
+        }
     )
-    return record, tool_signature(tc.name, arguments, tc.raw_arguments)
+
+
+def _uuid5(namespace: bytes, name: str) -> uuid.UUID:
+    """``uuid.uuid5`` of a namespace given as its bytes, without its per-call conversions."""
+    value = int.from_bytes(hashlib.sha1(namespace + name.encode(), usedforsecurity=False).digest()[:16], "big")
+    return uuid.UUID(int=value & _UUID5_CLEAR | _UUID5_SET)
 
 
 def request_hash(body: bytes) -> int:
@@ -255,17 +290,32 @@ def _truncate(text: str, limit: int) -> tuple[str, int, bool]:
     return raw[:limit].decode(errors="ignore"), len(raw), True
 
 
-def _arguments(raw: str) -> str | None:
-    """Canonical JSON (compact, sorted keys) of the arguments when they are a JSON object, else None.
-
-    The standard library keeps integers of any size exactly (orjson would turn big ones into floats)."""
-    try:
-        value = strict_json(raw)
-    except (ValueError, RecursionError):
-        return None
+def _canonical(value: Any) -> str | None:
+    """Canonical JSON (compact, sorted keys) of arguments parsed by ``parse_arguments`` when they are a JSON
+    object, else None: the standard library's text (which keeps integers of any size exactly). orjson
+    writes the very same text, and far faster, for what holds no float (the two format floats apart)."""
     if not isinstance(value, dict):
         return None
+    if not _has_float(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # integers beyond 64 bits, nesting deeper than orjson goes
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        return _CANONICAL.encode(value)
     except (RecursionError, ValueError):  # nested deeper than the serialiser goes: kept as raw text only
         return None
+
+
+def _has_float(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        kind = type(node)
+        if kind is float:
+            return True
+        if kind is dict:
+            todo += node.values()
+        elif kind is list:
+            todo += node
+    return False

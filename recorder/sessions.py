@@ -42,9 +42,11 @@ def opening_key(req: ParsedRequest) -> str:
     return _opening(req.system_text, req.first_user_text)
 
 
-def conv_key(req: ParsedRequest, resp: ParsedResponse) -> str:
-    """ "" when the call cannot be placed (no opening, or a first turn that got no reply)."""
-    opening = opening_key(req)
+def conv_key(req: ParsedRequest, resp: ParsedResponse, opening: str | None = None) -> str:
+    """ "" when the call cannot be placed (no opening, or a first turn that got no reply). ``opening`` is
+    ``opening_key(req)`` when the caller has it already."""
+    if opening is None:
+        opening = opening_key(req)
     if not opening:
         return ""
     if req.first_reply_text is not None or req.first_reply_tool_ids:

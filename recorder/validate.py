@@ -5,6 +5,11 @@ are not a JSON object), ``unknown_tool`` (name not declared in that request), ``
 (arguments break the declared JSON Schema); ``in_text`` is set by the in-text detector. Schemas compile
 once per distinct schema text (fastjsonschema, cached); a schema that does not compile is not held
 against the model.
+
+The arguments are parsed once per call (``parse_arguments``), for the verdict and for the canonical text
+the recorder stores, as the standard library parses them (integers of any size exact); orjson does it
+where it cannot differ: no long digit run, shallow nesting, and any text it refuses goes to the
+standard library for its verdict and message.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from typing import Any, Literal
 import fastjsonschema
 import orjson
 
-from toolwatch.providers._wire import strict_json
+from toolwatch.providers._wire import plain_numbers, strict_json
 from toolwatch.schemas.vocab import TOKEN_LIMIT_REASONS, MalformedKind
 
 Validator = Callable[[Any], Any]
+_SHALLOW = 256  # brackets at most: far from the standard library's recursion limit, which orjson lacks
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,22 @@ def _remote_ref(node: Any) -> bool:
     return False
 
 
+def parse_arguments(raw: str) -> tuple[Any, str | None]:
+    """``(value, None)``, or ``(None, the parser's message)`` when the text is not JSON; empty text is
+    ``(None, None)``. The value is what ``strict_json`` gives (see the module docstring)."""
+    if not raw.strip():
+        return None, None
+    if raw.count("{") + raw.count("[") <= _SHALLOW and plain_numbers(raw.encode("utf-8", "surrogatepass")):
+        try:
+            return orjson.loads(raw), None
+        except orjson.JSONDecodeError:
+            pass  # the standard library says why (or accepts what orjson refuses: a lone surrogate)
+    try:
+        return strict_json(raw), None  # exact big integers
+    except (ValueError, RecursionError) as e:
+        return None, str(e)
+
+
 def classify(
     name: str,
     raw_arguments: str,
@@ -84,10 +106,14 @@ def classify(
     """
     if is_last and finish_reason in TOKEN_LIMIT_REASONS:
         return Verdict("truncated", f"response stopped at its token limit ({finish_reason})")
-    try:
-        args = strict_json(raw_arguments) if raw_arguments.strip() else None  # exact big integers
-    except (ValueError, RecursionError) as e:
-        return Verdict("invalid_json", str(e)[:300])
+    args, error = parse_arguments(raw_arguments)
+    return judge(name, args, error, declared, cache)
+
+
+def judge(name: str, args: Any, error: str | None, declared: dict[str, str | None], cache: SchemaCache) -> Verdict:
+    """``classify`` past the token-limit check, for arguments already parsed by ``parse_arguments``."""
+    if error is not None:
+        return Verdict("invalid_json", error[:300])
     if not isinstance(args, dict):
         return Verdict(
             "invalid_json", f"arguments are {type(args).__name__ if args is not None else 'empty'}, not an object"

@@ -155,6 +155,11 @@ class Settings(BaseModel):
     alert_webhook_url: str = ""  # generic JSON webhook
     alert_slack_url: str = ""  # Slack-compatible incoming webhook
     max_connections: int = Field(4096, ge=1)  # concurrent client connections the proxy holds
+    # proxy processes sharing the one listening socket (serve binds it once), each with its own spool writer;
+    # one recorder reads them all
+    workers: int = Field(1, ge=1, le=64)
+    # false: a plain proxy, no spool and no recorder (nothing is recorded; for measuring recording's cost)
+    record: bool = True
     fsync_interval: float = Field(0.5, gt=0)  # a power loss loses at most this many seconds of recording
     # extra tool-result error rules, name -> regular expression searched in the result's first 2 KiB
     outcome_rules: dict[str, str] = Field(default_factory=dict)

@@ -12,6 +12,10 @@ close); the recorder deletes sealed segments once their records are stored. Noth
 request: a frame that cannot be encoded becomes a dead letter, a write the disk refuses (full, or over a
 file-size limit) is rolled back to the last whole frame and counted, and a spool past ``cap_bytes``
 drops the exchange from recording (counted and logged).
+
+Several proxy processes (``serve --workers N``) share one spool, each writing under its own writer id
+(``w0``, ``w1``, ...), so every segment still has one writer; the one reader reads them all. The cap
+counts the whole folder, every writer's segments.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -280,6 +285,25 @@ class SpoolWriter:
 
     def _sync_now(self) -> None:
         self._sync(self._take_for_sync())
+
+
+def seal_left_open(directory: Path) -> int:
+    """Seal the proxies' segments left open by processes that died; only while holding the spool's lock,
+    so that none of them writes any more. A writer seals its own at start, but a writer id may not start
+    again (``serve --workers`` lower than last time), and the reader finishes only sealed segments.
+    Returns how many were sealed."""
+    sealed = 0
+    for seg in list_segments(directory):
+        if seg.state == OPEN and _PROXY_WRITER.fullmatch(seg.writer):
+            try:
+                os.replace(seg.path, seg.path.with_suffix(SEALED))
+                sealed += 1
+            except FileNotFoundError:
+                continue
+    return sealed
+
+
+_PROXY_WRITER = re.compile(r"w[0-9]+")  # the proxy workers' ids; others (``deadletter replay``) seal their own
 
 
 def _made_safe(value: object) -> object:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -219,12 +219,31 @@ def row_from(data: dict[str, Any]) -> Row:
     return row
 
 
-class SessionUpkeep:
-    """The cache of session rows and the fold of each batch into them."""
+# how a block of rows is inserted: (client, table, column names, rows, settings)
+Insert = Callable[[Client, str, Sequence[str], list[list[Any]], dict[str, Any]], None]
 
-    def __init__(self, capacity: int = 100_000, idle_s: float = 3600.0) -> None:
+
+def insert_rows(
+    client: Client, table: str, columns: Sequence[str], rows: list[list[Any]], settings: dict[str, Any]
+) -> None:
+    client.insert(table, rows, column_names=list(columns), settings=settings)
+
+
+class SessionUpkeep:
+    """The cache of session rows and the fold of each batch into them. ``insert`` writes the rows that
+    changed (the ClickHouse sink gives its own, which hands the engine bytes to parse)."""
+
+    def __init__(
+        self, capacity: int = 100_000, idle_s: float = 3600.0, insert: Insert = insert_rows, max_events: int = 200_000
+    ) -> None:
+        """At most ``capacity`` rows holding ``max_events`` steps and results in all (about 400 bytes each in
+        memory, measured by bench/report_scale.py --upkeep-only: 200,000 are about 80 MB, and as many
+        producer ids about 25 MB), none idle for more than ``idle_s``."""
         self.capacity = capacity
         self.idle_s = idle_s
+        self.insert = insert
+        self.max_events = max_events
+        self.events = 0  # steps and results in the cached rows (their versions)
         self.rows: OrderedDict[str, Row] = OrderedDict()
         self.producers: OrderedDict[UUID, str] = OrderedDict()  # call id -> its session key
 
@@ -257,7 +276,7 @@ class SessionUpkeep:
         changed = []
         for key, events in touched.items():
             row = self.rows.get(key) or Row(key)
-            before = row.version
+            before = row.version if key in self.rows else 0
             for event in events:
                 if isinstance(event, ToolResult):
                     row.add_result(event)
@@ -267,11 +286,12 @@ class SessionUpkeep:
             row.touched = now
             self.rows[key] = row
             self.rows.move_to_end(key)
+            self.events += row.version - before
             if row.version != before:
                 changed.append(row)
         if changed:
             settings = {"insert_deduplication_token": f"{token}:sessions"} if token else {}
-            client.insert("sessions", [r.values() for r in changed], column_names=list(COLUMNS), settings=settings)
+            self.insert(client, "sessions", COLUMNS, [r.values() for r in changed], settings)
         self._evict(now)
         return len(changed)
 
@@ -279,9 +299,12 @@ class SessionUpkeep:
         """Drop cached rows (all of them by default): the next event reads them back from the store."""
         if keys is None:
             self.rows.clear()
+            self.events = 0
             return
         for key in keys:
-            self.rows.pop(key, None)
+            row = self.rows.pop(key, None)
+            if row is not None:
+                self.events -= row.version
 
     def _producer_key(self, call_id: UUID) -> str:
         if call_id == ZERO:
@@ -291,7 +314,7 @@ class SessionUpkeep:
     def _remember(self, call_id: UUID, key: str) -> None:
         self.producers[call_id] = key
         self.producers.move_to_end(call_id)
-        if len(self.producers) > 4 * self.capacity:
+        if len(self.producers) > self.max_events:
             self.producers.popitem(last=False)
 
     def _load(self, client: Client, keys: list[str]) -> None:
@@ -303,6 +326,8 @@ class SessionUpkeep:
         )
         for values in q.result_rows:
             row = row_from(dict(zip(q.column_names, values, strict=True)))
+            old = self.rows.pop(row.skey, None)
+            self.events += row.version - (old.version if old is not None else 0)
             self.rows[row.skey] = row
             for call_id in row.steps:
                 self._remember(call_id, row.skey)
@@ -310,8 +335,9 @@ class SessionUpkeep:
     def _evict(self, now: float) -> None:
         while self.rows:
             key, row = next(iter(self.rows.items()))
-            if len(self.rows) > self.capacity or now - row.touched > self.idle_s:
+            if len(self.rows) > self.capacity or self.events > self.max_events or now - row.touched > self.idle_s:
                 del self.rows[key]
+                self.events -= row.version
             else:
                 break
 

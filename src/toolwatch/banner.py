@@ -29,6 +29,12 @@ def banner(url: str, settings: Settings, environ: dict[str, str] | None = None) 
         f"toolwatch listening on {url}",
         f"  store      {safe_dsn(settings.store)}",
         f"  spool      {settings.spool_path}",
+        *([f"  workers    {settings.workers} proxy processes on this port"] if settings.workers > 1 else []),
+        *(
+            ["  recording  off (record = false): requests are forwarded, nothing is stored"]
+            if not settings.record
+            else []
+        ),
         f"  dashboard  {here}/_toolwatch/"
         + (" (with the admin token: open /_toolwatch/login?token=... once)" if settings.admin_token else ""),
         "  upstreams  an agent sets the base URL on the left; its requests go on to the right, keys untouched",

@@ -94,7 +94,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("host", "port", "store", "spool")}
+    overrides = {k: getattr(args, k, None) for k in ("host", "port", "store", "spool", "workers")}
     settings = load_settings(args.config, overrides=overrides)
     if settings.store_origin == "legacy":
         print(

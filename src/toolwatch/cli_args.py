@@ -250,6 +250,7 @@ def _serve_parser(command: Command) -> None:
     s.add_argument("--host", help="listen address (127.0.0.1; another needs admin_token)")
     s.add_argument("--port", type=int, help="listen port (8787; 0 picks a free one)")
     s.add_argument("--spool", metavar="DIR", help="spool folder (default: beside the embedded store)")
+    s.add_argument("--workers", type=int, metavar="N", help="proxy processes sharing the port (1)")
 
 
 def _demo_parser(command: Command) -> None:

@@ -16,8 +16,9 @@ import os
 import signal
 import threading
 
+from toolwatch.child import die_with_parent
+
 EARLY_STOP = threading.Event()
-PR_SET_PDEATHSIG = 1
 STOP_NOW = signal.SIGUSR1
 
 
@@ -26,20 +27,6 @@ def _early_signal(*_: object) -> None:
     if EARLY_STOP.is_set():
         os._exit(0)
     EARLY_STOP.set()
-
-
-def die_with_parent() -> None:
-    """The kernel kills this process when ``serve`` dies, however it dies (Linux); elsewhere the
-    once-a-second parent check below stops it."""
-    parent = int(os.environ.get("TOOLWATCH_PARENT_PID", "0") or 0)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    if parent and os.getppid() != parent:  # the parent died before the request above was made
-        os._exit(0)
 
 
 if __name__ == "__main__":  # before the heavy imports below, on purpose

@@ -26,7 +26,13 @@ from hypothesis import HealthCheck, given, settings
 from tests.analyzers.session_mix import SessionSpec, frames_of, sessions
 from tests.harness import make_settings
 from toolwatch.analyzers import runner
-from toolwatch.analyzers.params import DEFAULT_ABANDON_S, report_params, session_params, sessions_params
+from toolwatch.analyzers.params import (
+    DEFAULT_ABANDON_S,
+    report_params,
+    session_params,
+    sessions_params,
+    timeseries_params,
+)
 from toolwatch.analyzers.views import narrow_session
 from toolwatch.recorder.build import BuildOptions
 from toolwatch.recorder.loop import Recorder
@@ -51,18 +57,21 @@ def store(store_path: Path, tmp_path: Path) -> Iterator[StoreHandle]:
 
 
 def record(store: StoreHandle, folder: Path, frames: list[bytes]) -> None:
-    """Two recorders, one after the other, each with empty memory (and an empty session-row cache)."""
+    """Two recorders, one after the other, each with empty memory (and an empty session-row cache, kept
+    small so that rows are evicted and read back)."""
     half = len(frames) // 2
     for part, piece in enumerate((frames[:half], frames[half:])):
         spool = folder / f"spool{part}"
         spool.mkdir(parents=True)
         (spool / "w0-000000000001.seg").write_bytes(b"".join(piece))
-        recorder = Recorder(
-            SpoolReader(spool), ClickHouseSink(store), options=BuildOptions(), batch_rows=7, batch_interval=3600
-        )
+        sink = ClickHouseSink(store)
+        sink.sessions.max_events = 12  # a small cache: rows are evicted and read back from the store
+        recorder = Recorder(SpoolReader(spool), sink, options=BuildOptions(), batch_rows=7, batch_interval=3600)
         while recorder.step():
             pass
         recorder.flush()
+        cached = sink.sessions
+        assert cached.events == sum(r.version for r in cached.rows.values()) <= cached.max_events
 
 
 def run(store: StoreHandle, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,6 +103,9 @@ def differences(store: StoreHandle, every_window: bool = True) -> list[str]:
             ]
         if len(got) != len(want):
             found.append(f"{window} report has {len(got)} models, the reference {len(want)}")
+        series = timeseries_params(**window)
+        if run(store, "timeseries", series) != run(store, "timeseries_reference", series):
+            found.append(f"{window} timeseries differ")
         params = sessions_params(**window, last="10000")
         listed, reference = run(store, "sessions", params), run(store, "sessions_reference", params)
         if sorted(listed, key=str) != sorted(reference, key=str):

@@ -11,6 +11,7 @@ import pytest
 
 from toolwatch.providers.accumulate import Accumulator, BufferedJSONParser, RequestFields, SSEEventParser
 from toolwatch.providers.base import ParsedRequest, ParsedResponse, ToolCallOut, ToolDecl, ToolResultIn, Usage
+from toolwatch.providers.openai_chat import ChatCompletionStreamParser
 
 # --- RequestFields --------------------------------------------------------------------------------
 
@@ -207,3 +208,19 @@ def test_buffered_parser_subclasses_must_implement_parse() -> None:
     parser.feed(b"{}")
     with pytest.raises(NotImplementedError):
         parser.finish()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_long_integer_in_a_stream_is_kept_exactly_whole_or_split(split: bool) -> None:
+    """``feed`` scans a whole chunk for long integers once; one in any event sends it to the exact parser."""
+    big = 123456789012345678901234567890
+    events = [
+        {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "hi"}}]},
+        {"object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": big, "completion_tokens": 3}},
+    ]
+    stream = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    parser = ChatCompletionStreamParser()
+    for chunk in [stream[i : i + 7] for i in range(0, len(stream), 7)] if split else [stream]:
+        parser.feed(chunk)
+    resp = parser.finish()
+    assert resp.usage.input_uncached == big and resp.usage.output == 3 and resp.text == "hi" and resp.complete

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from toolwatch.providers.sse import SSEDecoder, SSEEvent
@@ -202,3 +202,67 @@ def test_arbitrary_bytes_never_raise_and_do_not_depend_on_the_split(data: bytes,
 def test_sse_shaped_input_does_not_depend_on_the_split(lines: list[bytes], eols: list[bytes], cuts: list[int]) -> None:
     data = b"".join(line + eol for line, eol in zip(lines, eols, strict=False))
     assert decode(*split_at(data, cuts)) == decode(data)
+
+
+class LineByLine(SSEDecoder):
+    """The decoder with its whole-chunk fast path turned off: the reference it must agree with."""
+
+    def events_of(self, chunk: bytes) -> list[tuple[str, str, str | None]]:
+        return self._by_line(chunk)
+
+
+VALUES = [
+    b"",
+    b"x",
+    b" lead",
+    b'{"k": 12}',
+    b"\xe2\x82",
+    b"\xff",
+    "é☔".encode(),
+    b"a:b",
+    b"\x00",
+    b"01234",
+    b"0123456789",
+]
+LINES = st.one_of(
+    st.just(b""),
+    st.tuples(
+        st.sampled_from([b"data: ", b"data:", b"event: ", b"id: ", b": ", b"retry: ", b"other: "]),
+        st.sampled_from(VALUES),
+    ).map(b"".join),
+)
+
+
+EOLS = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n", b"\r"])
+# mostly LF only (the whole-chunk path), events as providers send them, sometimes other line ends
+EVENT_LINES = st.lists(
+    st.one_of(
+        st.lists(st.tuples(LINES, st.just(b"\n")), max_size=3),
+        st.tuples(st.sampled_from([b"event: ", b"event:", b"event:  "]), st.sampled_from(VALUES)).map(
+            lambda p: [(b"".join(p), b"\n"), (b"data: " + p[1], b"\n"), (b"", b"\n")]
+        ),
+        st.sampled_from(VALUES).map(lambda v: [(b"data:" + v, b"\n"), (b"", b"\n")]),
+        st.lists(st.tuples(LINES, EOLS), max_size=2),
+    ),
+    max_size=12,
+).map(lambda groups: [line for group in groups for line in group])
+
+
+@FUZZ
+@given(bom=st.booleans(), lines=EVENT_LINES, cut=st.integers(0, 400), limit=st.sampled_from([6, 16, 1 << 20]))
+@example(bom=True, lines=[(b"data: a", b"\n"), (b"", b"\n")], cut=0, limit=1 << 20)
+@example(bom=False, lines=[(b"data: 0123456789", b"\n"), (b"data: 01234", b"\n"), (b"", b"\n")], cut=17, limit=16)
+def test_the_whole_chunk_path_agrees_with_the_line_by_line_one(
+    bom: bool, lines: list[tuple[bytes, bytes]], cut: int, limit: int
+) -> None:
+    stream = (b"\xef\xbb\xbf" if bom else b"") + b"".join(line + eol for line, eol in lines)
+    fast, slow = SSEDecoder(limit), LineByLine(limit)
+    got = fast.feed(stream[:cut]) + fast.feed(stream[cut:]) + fast.flush()
+    want = slow.feed(stream[:cut]) + slow.feed(stream[cut:]) + slow.flush()
+    assert got == want
+    assert (fast.dropped_lines, fast.dropped_events, fast.unterminated_event, fast.notes()) == (
+        slow.dropped_lines,
+        slow.dropped_events,
+        slow.unterminated_event,
+        slow.notes(),
+    )

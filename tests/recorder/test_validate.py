@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from toolwatch.providers._wire import strict_json
 from toolwatch.recorder import validate
 from toolwatch.recorder.validate import OK, SchemaCache, Verdict, classify
 
@@ -343,3 +346,36 @@ def test_a_shared_cache_serves_many_tools() -> None:
         assert kind(f"tool_{i}", f'{{"arg_{i}": 1}}', declared, cache=cache) == ""
         assert kind(f"tool_{i}", f'{{"arg_{i + 1}": 1}}', declared, cache=cache) == "schema_violation"
     assert cache.compile_errors == 0
+
+
+def reference_parse(raw: str) -> tuple[Any, str | None]:
+    """What the arguments parsed as before ``parse_arguments``: the standard library, always."""
+    if not raw.strip():
+        return None, None
+    try:
+        return strict_json(raw), None
+    except (ValueError, RecursionError) as e:
+        return None, str(e)
+
+
+ARGUMENT_TEXTS = st.one_of(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False) | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=12,
+    ).map(json.dumps),
+    st.sampled_from(
+        ['{"a": 1e400}', '{"a": NaN}', '{"a": "\\ud800"}', '{"a": 1,}', "[" * 1200 + "]" * 1200, '{"a": 1', " ", "-0"]
+    ),
+    st.text(alphabet='{}[]",:0123456789.eE-tfn ', max_size=20),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(ARGUMENT_TEXTS)
+def test_arguments_parse_as_the_standard_library_parses_them(raw: str) -> None:
+    value, error = validate.parse_arguments(raw)
+    want_value, want_error = reference_parse(raw)
+    assert error == want_error
+    assert json.dumps(value, sort_keys=True) == json.dumps(want_value, sort_keys=True)
+    assert type(value) is type(want_value)

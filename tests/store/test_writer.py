@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,8 +15,10 @@ from pydantic import BaseModel
 from tests.harness import make_settings
 from toolwatch.schemas.records import Body, LlmCall, ToolCall, ToolResult
 from toolwatch.store.handle import StoreHandle
-from toolwatch.store.sink import Batch
-from toolwatch.store.writer import ClickHouseSink, insert_batch
+from toolwatch.store.sessions import COLUMNS as SESSION_COLUMNS
+from toolwatch.store.sessions import SessionUpkeep
+from toolwatch.store.sink import TABLES, Batch
+from toolwatch.store.writer import ClickHouseSink, insert_batch, insert_rows
 
 # recent (older rows would be past the TTL and dropped on insert), to the millisecond as stored
 TS = datetime.now(UTC).replace(microsecond=250000) - timedelta(hours=1)
@@ -223,3 +226,90 @@ def test_shutdown_closes_the_store(handle: StoreHandle) -> None:
     first = handle.client()
     sink.shutdown()
     assert handle.client() is not first  # reopened on demand after close
+
+
+def awkward_batch() -> Batch:
+    """Values where a format could differ: times (offsets, no zone, the last microsecond), nulls, empty and
+    large strings, non-ASCII, the largest UInt64, maps, arrays, bodies that are not UTF-8 or run past 16 KiB."""
+    odd = timezone(timedelta(hours=-7, minutes=-30))
+    times = [TS.replace(microsecond=999999), TS.astimezone(odd), TS.replace(tzinfo=None), TS.replace(microsecond=1)]
+    calls = [
+        full_call(call_id=uuid.UUID(int=100 + i), ts=ts, error=err, tool_sigs=sigs, properties=props, ttfb_ms=ttfb)
+        for i, (ts, err, sigs, props, ttfb) in enumerate(
+            [
+                (times[0], None, [2**64 - 1, 0], {}, 0.1),
+                (times[1], "é\n\t\"'\\\x00\x1f☔𝄞", [], {"k": ""}, None),
+                (times[2], "", [1], {"": "v", "東京": "🌤️"}, 1e-300),
+                (times[3], "x" * 70_000, [5, 5], {"a": "b"}, 12.0),
+            ]
+        )
+    ]
+    calls.append(full_call(call_id=uuid.UUID(int=200), model_requested=None, finish_reason=None, input_tokens=None))
+    b = batch()
+    results = [
+        r.model_copy(update={"result_uid": uuid.UUID(int=300 + i), "classified_at": times[i % 4]})
+        for i, r in enumerate(b.tool_results * 2)
+    ]
+    bodies = [
+        Body(call_id=uuid.UUID(int=400 + i), ts=times[i % 4], request_body=req, response_body=resp)
+        for i, (req, resp) in enumerate([(b"", b""), (b"\xff\xfe\x00", "é".encode() * 9000), (b"x" * 200_000, b"\n")])
+    ]
+    return Batch(llm_calls=calls, tool_calls=b.tool_calls, tool_results=results, bodies=bodies)
+
+
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone that is not UTC (a time without a zone is local time to clickhouse-connect)."""
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_what_is_stored_is_what_clickhouse_connect_would_store(handle: StoreHandle, local_zone: None) -> None:
+    """The same batch through ``insert_batch`` and through clickhouse-connect's own ``insert`` (the sink's
+    former way) into a copy of each table: the rows read back are identical."""
+    database = handle.settings.database
+    b = awkward_batch()
+    handle.run(lambda c: insert_batch(c, b))
+
+    def reference(c: Any) -> None:
+        c.command("CREATE DATABASE IF NOT EXISTS ref")
+        for table, records in Batch(**{t: getattr(b, t) for t in TABLES}).tables().items():
+            c.command(f"CREATE TABLE ref.{table} AS {database}.{table}")
+            columns = list(type(records[0]).model_fields)
+            c.insert(f"ref.{table}", [[r.__dict__[k] for k in columns] for r in records], column_names=columns)
+
+    def rows(db: str, table: str) -> list[Any]:
+        return handle.run(lambda c: c.query(f"SELECT * FROM {db}.{table} ORDER BY tuple(*)").result_rows)
+
+    handle.run(reference)
+    for table in TABLES:
+        assert rows(database, table) == rows("ref", table) and len(rows("ref", table)) == len(getattr(b, table))
+
+
+def test_session_rows_are_stored_as_clickhouse_connect_would_store_them(handle: StoreHandle, local_zone: None) -> None:
+    b = awkward_batch()
+    calls = [
+        c.model_copy(update={"session_id": f"s{i % 2}", "tool_sigs": [i, 2**64 - 1]}) for i, c in enumerate(b.llm_calls)
+    ]
+    results = [
+        r.model_copy(update={"call_id": calls[0].call_id, "producer_call_id": calls[1].call_id}) for r in b.tool_results
+    ]
+    captured: list[list[list[Any]]] = []
+    upkeep = SessionUpkeep(insert=lambda client, table, columns, rows, settings: captured.append(rows))
+    handle.run(lambda c: upkeep.fold(c, calls, results))
+    [rows] = captured
+    assert len(rows) == 2
+    handle.run(lambda c: insert_rows(c, "sessions", SESSION_COLUMNS, rows, {}))
+
+    def reference(c: Any) -> None:
+        c.command("CREATE DATABASE IF NOT EXISTS ref")
+        c.command(f"CREATE TABLE ref.sessions AS {handle.settings.database}.sessions")
+        c.insert("ref.sessions", rows, column_names=list(SESSION_COLUMNS))
+
+    handle.run(reference)
+    sql = "SELECT * EXCEPT updated_at FROM {}.sessions ORDER BY skey"
+    mine = handle.run(lambda c: c.query(sql.format(handle.settings.database)).result_rows)
+    assert mine == handle.run(lambda c: c.query(sql.format("ref")).result_rows) and len(mine) == 2
