@@ -10,29 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-
-
-def package_tree(dest: Path) -> Path:
-    """``dest/toolwatch/...`` laid out as installed, one link per source file (no linked folders: the
-    import graph's walker does not follow them)."""
-    mapping: dict[str, str] = PYPROJECT["tool"]["setuptools"]["package-dir"]
-    for package, folder in mapping.items():
-        target = dest.joinpath(*package.split("."))
-        for source in (ROOT / folder).rglob("*"):
-            if "__pycache__" in source.parts or not source.is_file():
-                continue
-            rel = source.relative_to(ROOT / folder)
-            if rel.parts[0] in {m.split(".")[-1] for m in mapping if m.count(".") == package.count(".") + 1}:
-                continue  # a sub-package mapped from a folder of its own
-            link = target / rel
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(source)
-    return dest
+from tests.package_tree import PYPROJECT, ROOT, package_tree
 
 
 def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,49 +11,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from toolwatch.cli_help import AGENTS, READING, SERVING, epilog, report_columns
 from toolwatch.errors import EXIT_ERROR
 
-ENV = {
-    "TOOLWATCH_STORE": "the store, as --store (default chdb://<per-user data folder>/store)",
-    "TOOLWATCH_CONFIG": "a toolwatch.toml, as --config",
-    "TOOLWATCH_ADMIN_TOKEN": "the server's admin_token, sent when reading through a running server",
-    "TOOLWATCH_SPOOL": "the spool folder, as --spool (default: beside the embedded store)",
-    "TOOLWATCH_HOST": "listen address, as --host (127.0.0.1)",
-    "TOOLWATCH_PORT": "listen port, as --port (8787)",
-    "TOOLWATCH_UPSTREAM_<NAME>_URL": "where upstream NAME forwards to (and _API: openai, anthropic, gemini, azure)",
-    "TOOLWATCH_<SETTING>": "any setting of the README's Configuration table, e.g. TOOLWATCH_LOG_LEVEL=debug",
-    "TOOLWATCH_DEBUG": "1: a traceback for unexpected errors, as --debug",
-    "XDG_DATA_HOME": "moves the per-user data folder (default ~/.local/share on Linux)",
-    "NO_COLOR": "no colour, even on a terminal (FORCE_COLOR: colour even in a pipe)",
-    "USER": "who acknowledges or silences an alert, as --by",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": "send OpenTelemetry spans there (as otel_endpoint)",
-}
-READING = ("TOOLWATCH_STORE", "TOOLWATCH_CONFIG", "TOOLWATCH_ADMIN_TOKEN", "TOOLWATCH_<SETTING>", "NO_COLOR")
-SERVING = (
-    *("TOOLWATCH_CONFIG", "TOOLWATCH_STORE", "TOOLWATCH_SPOOL", "TOOLWATCH_HOST", "TOOLWATCH_PORT"),
-    *("TOOLWATCH_ADMIN_TOKEN", "TOOLWATCH_UPSTREAM_<NAME>_URL", "TOOLWATCH_<SETTING>", "OTEL_EXPORTER_OTLP_ENDPOINT"),
-    "TOOLWATCH_DEBUG",
-)
-AGENTS = """\
-point an agent at it (the API key travels as usual, untouched):
-  OPENAI_BASE_URL=http://127.0.0.1:8787/openai/v1
-  ANTHROPIC_BASE_URL=http://127.0.0.1:8787/anthropic
-  GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:8787/gemini
-  AzureOpenAI(azure_endpoint="http://127.0.0.1:8787/azure")      with [upstreams.azure], api = "azure"
-  base URL http://127.0.0.1:8787/NAME                             any [upstreams.NAME] of the config"""
-EXIT_CODES = "exit codes: 0 ok; 1 a finding (check: a regression is open; a lookup found nothing); 2 an error"
 LAST_MAX = 10_000
-
-
-def _epilog(examples: Sequence[tuple[str, str]], env: Sequence[str] = READING, *more: str) -> str:
-    width = max(len(cmd) for cmd, _ in examples)
-    text = ["examples:", *(f"  {cmd.ljust(width)}  # {why}" if why else f"  {cmd}" for cmd, why in examples)]
-    for block in more:
-        text += ["", block]
-    text += ["", "environment:"]
-    name_width = max(len(name) for name in env)
-    text += [f"  {name.ljust(name_width)}  {ENV[name]}" for name in env]
-    return "\n".join([*text, "", EXIT_CODES])
 
 
 class _Parser(argparse.ArgumentParser):
@@ -183,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
         "see how reliably each model drives your tools.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.epilog_of = lambda: _epilog(
+    ap.epilog_of = lambda: epilog(
         [
             ("toolwatch demo", "see it work: scripted agents and upstream, no API key"),
             ("toolwatch serve", "the proxy on http://127.0.0.1:8787 and its recorder"),
@@ -235,7 +196,7 @@ def _serve_parser(command: Command) -> None:
         "Agents use it as their API base URL; every exchange is forwarded unchanged and recorded off the\n"
         "request path. The first line on standard output is `toolwatch listening on URL` (serve has no\n"
         "--json: that line is its machine-readable output). Ctrl-C (or SIGTERM) stops it in order.",
-        lambda: _epilog(
+        lambda: epilog(
             [
                 ("toolwatch serve", "127.0.0.1:8787, the per-user store"),
                 ("toolwatch serve --port 0", "a free port; the URL is printed"),
@@ -262,7 +223,7 @@ def _demo_parser(command: Command) -> None:
         "driving traffic through it, prints the dashboard's URL, and runs until Ctrl-C.\n"
         "--json prints one JSON line when it listens ({url, dashboard, store, kept}) and one at the end\n"
         "({sessions, llm_calls, tool_calls, store, kept}).",
-        lambda: _epilog(
+        lambda: epilog(
             [
                 ("toolwatch demo", "until Ctrl-C"),
                 ("toolwatch demo --sessions 50 --latency 0", "a quick bounded run"),
@@ -281,19 +242,13 @@ def _demo_parser(command: Command) -> None:
     d.add_argument("--json", action="store_true", help="print JSON lines instead of the banner")
 
 
-def _report_columns() -> str:
-    from toolwatch.analyzers.format import REPORT_COLUMNS
-
-    return "columns:\n" + "\n".join(f"  {h:<10}  {meaning}" for h, _, _, meaning in REPORT_COLUMNS)
-
-
 def _reading_parsers(command: Command) -> None:
     c = command(
         "calls",
         "the most recent LLM calls with their tool calls",
         "Newest first: status, outcome, finish reason, tokens, latency, session, and each tool call with its\n"
         "arguments as sent, its malformed kind and its outcome (ok, error, pending, missing).",
-        lambda: _epilog([("toolwatch calls", "the last 20"), ("toolwatch calls --last 100 --json", "")]),
+        lambda: epilog([("toolwatch calls", "the last 20"), ("toolwatch calls --last 100 --json", "")]),
     )
     _reading(c, "print a JSON array of calls (llm_calls' column names; tool_calls as objects)")
     _last(c, 20)
@@ -303,7 +258,7 @@ def _reading_parsers(command: Command) -> None:
         "One row per model over the window: malformed tool calls, tool errors, sessions and how they ended,\n"
         "recoveries, cascades, loops, HTTP errors and latency; then the malformed calls by kind, the open\n"
         "sessions, and the least reliable model with the figure that sets it apart.",
-        lambda: _epilog(
+        lambda: epilog(
             [
                 ("toolwatch report", "the last 24 hours"),
                 ("toolwatch report --since 7d --agent support-bot", ""),
@@ -311,7 +266,7 @@ def _reading_parsers(command: Command) -> None:
                 ("toolwatch report --json | jq '.[] | {model, malformed_rate}'", ""),
             ],
             READING,
-            _report_columns(),
+            report_columns(),
         ),
     )
     _reading(r, "print a JSON array, one object per model (fields: README, Reliability metrics)")
@@ -323,7 +278,7 @@ def _reading_parsers(command: Command) -> None:
         "sessions in a window, newest first",
         "Each session's key (h:ID from the Toolwatch-Session-Id header, k:HASH when inferred), model, outcome\n"
         "(open, abandoned, success, failed), steps, failed and unrecovered steps, cascade and loop.",
-        lambda: _epilog(
+        lambda: epilog(
             [("toolwatch sessions --failed", "failed, abandoned or cascading"), ("toolwatch sessions --last 500", "")]
         ),
     )
@@ -338,7 +293,7 @@ def _reading_parsers(command: Command) -> None:
         "one session's timeline, step by step",
         "Every step with its model, status and tool calls (arguments, malformed kind, outcome), the first\n"
         "failure and whether it was recovered. Exit 1 when the window holds no such session.",
-        lambda: _epilog([("toolwatch session h:my-session-id", ""), ("toolwatch session k:3f2a... --since 30d", "")]),
+        lambda: epilog([("toolwatch session h:my-session-id", ""), ("toolwatch session k:3f2a... --since 30d", "")]),
     )
     _reading(one, "print a JSON array of steps")
     one.add_argument("session", help="a session as `toolwatch sessions` lists it (or a Toolwatch-Session-Id)")
@@ -351,7 +306,7 @@ def _alert_parsers(command: Command) -> None:
         "regression alerts: list them, acknowledge, silence",
         "Alerts open when an agent's new model is worse than its old one (switch_regression), when a model\n"
         "drifts, or when a threshold rule fires. Exit 1 when the alert or silence given does not exist.",
-        lambda: _epilog(
+        lambda: epilog(
             [
                 ("toolwatch alerts --open", ""),
                 ("toolwatch alerts ack ID", ""),
@@ -380,7 +335,7 @@ def _alert_parsers(command: Command) -> None:
         "check",
         "for deploy pipelines: exit 1 when a regression alert is open, 0 when none is",
         "Counts the open switch_regression and drift alerts opened within --since.",
-        lambda: _epilog(
+        lambda: epilog(
             [("toolwatch check --agent support-bot || rollback", ""), ("toolwatch check --since 2h --json", "")]
         ),
     )
@@ -392,7 +347,7 @@ def _alert_parsers(command: Command) -> None:
         "two models on one agent, side by side, with intervals and latency",
         "Each per-session indicator for both models with its 95% interval, the difference, the one-sided\n"
         "p-value that the new model is worse, and latency.",
-        lambda: _epilog([("toolwatch compare --agent support-bot --before gpt-4o --after glm-4.5 --since 7d", "")]),
+        lambda: epilog([("toolwatch compare --agent support-bot --before gpt-4o --after glm-4.5 --since 7d", "")]),
     )
     _reading(cp, "print a JSON object: agent, before, after, since, until, sessions, metrics, latency")
     cp.add_argument("--agent", required=True, help="the agent")
@@ -406,7 +361,7 @@ def _store_parsers(command: Command) -> None:
         "migrate",
         "apply the store's migrations",
         "Creates the store when it does not exist. A running serve applies them itself at start.",
-        lambda: _epilog([("toolwatch migrate --store chdb:///var/lib/toolwatch/store", "")], READING[:2]),
+        lambda: epilog([("toolwatch migrate --store chdb:///var/lib/toolwatch/store", "")], READING[:2]),
     )
     _common(m)
     m.add_argument("--json", action="store_true", help="print a JSON object: applied [{version, name}]")
@@ -415,7 +370,7 @@ def _store_parsers(command: Command) -> None:
         "re-apply the tool-result outcome rules to stored results",
         "After changing outcome_rules: results recorded within --since are judged again (by the running\n"
         "server when it holds the store, with its rules).",
-        lambda: _epilog([("toolwatch reclassify --since 7d", "")]),
+        lambda: epilog([("toolwatch reclassify --since 7d", "")]),
     )
     _reading(rc, "print a JSON object: examined, changed, since")
     rc.add_argument("--since", default="30d", metavar="WHEN", help="results recorded since then (30d)")
@@ -423,7 +378,7 @@ def _store_parsers(command: Command) -> None:
         "deadletter",
         "what could not be recorded: list it, or put it back into the spool",
         "Exchanges the recorder could not decode or store are set aside in <spool>/deadletter.",
-        lambda: _epilog(
+        lambda: epilog(
             [("toolwatch deadletter list", ""), ("toolwatch deadletter replay", "put whole frames back")],
             ("TOOLWATCH_STORE", "TOOLWATCH_SPOOL", "TOOLWATCH_CONFIG"),
         ),
@@ -436,7 +391,7 @@ def _store_parsers(command: Command) -> None:
         "delete",
         "remove a user's or a session's calls from every table (data protection)",
         "Through the running server when it holds the store. Deleting what is not there deletes nothing (exit 0).",
-        lambda: _epilog([("toolwatch delete --user alice", ""), ("toolwatch delete --session h:s-42 --json", "")]),
+        lambda: epilog([("toolwatch delete --user alice", ""), ("toolwatch delete --session h:s-42 --json", "")]),
     )
     _reading(de, "print a JSON object: calls, rows {table: count}")
     who = de.add_mutually_exclusive_group(required=True)
