@@ -36,8 +36,7 @@ from clickhouse_connect.driver.client import Client
 
 from toolwatch.alerts.method import Counts, Design, Looks, Verdict, step
 from toolwatch.analyzers import runner
-from toolwatch.analyzers.alerting import active_silences
-from toolwatch.analyzers.params import DEFAULT_ABANDON_S, DEFAULT_CASCADE_RUN
+from toolwatch.analyzers.alerting import active_silences, session_facts
 from toolwatch.analyzers.stats import difference_interval, wilson
 from toolwatch.schemas.alerts import COLUMNS, METRICS, Alert, Silence, alert_id, from_row
 from toolwatch.schemas.settings import Settings, ThresholdRule
@@ -277,20 +276,9 @@ class Evaluator:
 
     # --- 1. session indicators ------------------------------------------------------------------------------
 
-    def _facts(self, c: Client, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
-        return runner.typed(
-            c,
-            "session_facts",
-            since=since,
-            until=until,
-            agent="",
-            abandon_s=DEFAULT_ABANDON_S,
-            cascade_run=DEFAULT_CASCADE_RUN,
-        )
-
     def _refresh(self, c: Client, now: dt.datetime) -> list[dict[str, Any]]:
         since = self.hwm - OVERLAP if self.hwm is not None else now - BACKFILL
-        rows = self._facts(c, since, now)
+        rows = session_facts(c, since, now)
         if rows and self.hwm is not None:
             # a session that had steps before the window: read all of them again, so its row stays whole
             earlier = c.query(
@@ -306,7 +294,7 @@ class Evaluator:
             ).result_rows
             first = earlier[0][0] if earlier else None
             if first is not None and utc(first) > EPOCH:
-                rows = self._facts(c, utc(first) - dt.timedelta(seconds=1), now)
+                rows = session_facts(c, utc(first) - dt.timedelta(seconds=1), now)
         if rows:
             stamp = dt.datetime.now(dt.UTC)
             c.insert(

@@ -155,10 +155,10 @@ def check(c: Client, agent: str, since: dt.datetime) -> dict[str, Any]:
     }
 
 
-def compare(c: Client, agent: str, before: str, after: str, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
-    """Two models on one agent side by side over the window: each per-session indicator with its 95 %
-    interval, the difference with its interval, the one-sided p-value that ``after`` is worse, and latency."""
-    rows = runner.typed(
+def session_facts(c: Client, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
+    """The per-session indicators of every agent's sessions with a step in the window (session_facts.sql),
+    with the default abandon timeout and cascade run: what alerts compare."""
+    return runner.typed(
         c,
         "session_facts",
         since=since,
@@ -167,6 +167,12 @@ def compare(c: Client, agent: str, before: str, after: str, since: dt.datetime, 
         abandon_s=DEFAULT_ABANDON_S,
         cascade_run=DEFAULT_CASCADE_RUN,
     )
+
+
+def compare(c: Client, agent: str, before: str, after: str, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+    """Two models on one agent side by side over the window: each per-session indicator with its 95 %
+    interval, the difference with its interval, the one-sided p-value that ``after`` is worse, and latency."""
+    rows = session_facts(c, since, until)
     sides = {before: _Tally(), after: _Tally()}
     for row in rows:
         if row["agent"] == agent and row["model"] in sides:
