@@ -34,53 +34,66 @@ class Cte:
     scope: str = ""
 
 
-# call_keys.sql's /*scope*/ marker: every call in the window, the calls the recorder could not place, the calls no
-# usable stored session row holds (what a report recomputes), or one session's
+# the /*scope*/ markers of call_keys.sql (the calls it reads): every call in the window, the calls the recorder
+# could not place, the calls no usable stored session row holds (what a report recomputes), or one session's.
+# They compare llm_calls.placed_hash, a 64-bit hash of the placed key: two keys with one hash could only leave a
+# recomputed session's call out (about 1e-7 over a week of 10 million calls) or add another session's calls to
+# one session's scope (which its skey filter then drops);
+# and of result_counts.sql (/*scope:column*/, the producing calls it counts results for): those call_keys holds
 SCOPES = {
     "all": "1",
-    "unplaced": "placed = ''",
-    "recompute": "placed = '' OR placed NOT IN (SELECT skey FROM usable_keys)",
-    "session": "placed = '' OR placed IN ({session:String}, concat('h:', {session:String}))",
+    "unplaced": "placed_hash = 0",
+    "recompute": "placed_hash = 0 OR placed_hash NOT IN (SELECT cityHash64(skey) FROM session_rows_stored)",
+    "session": "placed_hash IN (0, cityHash64({session:String}), cityHash64(concat('h:', {session:String})))",
+    "keyed": "{column} IN (SELECT call_id FROM call_keys)",
 }
-# sessions read from the rows kept at ingest where they can be, recomputed from the raw rows where not
+# the joins call_keys.sql resolves unlinked calls with: CTEs of their own, so that a composition reading
+# call_keys twice (the unplaced calls, then the recomputed ones) computes each join once
+JOINS = (Cte("prior_keys"), Cte("response_keys"), Cte("retry_keys"))
+# sessions read from the rows kept at ingest where they can be, recomputed from the raw rows where not; results
+# counted only for the calls recomputed
 STORED = (
-    Cte("result_counts"),
+    *JOINS,
     Cte("unplaced_calls", "call_keys", "unplaced"),
     Cte("unplaced_keys"),
-    Cte("usable_keys"),
+    Cte("session_rows_stored"),
     Cte("call_keys", scope="recompute"),
+    Cte("result_counts", scope="keyed"),
     Cte("steps"),
     Cte("session_rows_computed"),
-    Cte("session_rows_stored"),
     Cte("session_rows"),
 )
 # every session recomputed from the raw rows at query time: the reference the tests compare with
 REFERENCE = (
-    Cte("result_counts"),
+    *JOINS,
     Cte("call_keys", scope="all"),
+    Cte("result_counts"),
     Cte("steps"),
     Cte("session_rows", "session_rows_computed"),
 )
 ONE_SESSION = (
-    Cte("result_counts"),
+    *JOINS,
     Cte("call_keys", scope="session"),
+    Cte("result_counts", scope="keyed"),
     Cte("steps"),
     Cte("session_rows", "session_rows_computed"),
 )
+# the time series counts the results of every call in the window (window_results), not only of those recomputed
+WINDOW_RESULTS = Cte("window_results", "result_counts")
 
 # analyzers that read other analyzers as common table expressions, in dependency order
 CTES: dict[str, tuple[Cte, ...]] = {
     "report": STORED,
     "sessions": STORED,
     "session": (*ONE_SESSION, Cte("tool_outcomes")),
-    "timeseries": STORED,
+    "timeseries": (*STORED, WINDOW_RESULTS),
     "session_facts": STORED,
     "session_sources": STORED,
     "tools": (Cte("tool_outcomes"),),
     "report_reference": REFERENCE,
     "sessions_reference": REFERENCE,
     "session_reference": (*REFERENCE, Cte("tool_outcomes")),
-    "timeseries_reference": REFERENCE,
+    "timeseries_reference": (*REFERENCE, WINDOW_RESULTS),
 }
 # analyzers whose body is another's file
 BODIES = {"sessions_reference": "sessions", "session_reference": "session", "timeseries_reference": "timeseries"}
@@ -93,7 +106,9 @@ def _strip_comments(text: str) -> str:
 def _cte_sql(cte: Cte) -> str:
     text = _strip_comments(sql(cte.file or cte.name))
     if cte.scope:
-        text = text.replace("/*scope*/1", f"({SCOPES[cte.scope]})")
+        text = re.sub(
+            r"/\*scope(?::(\w+))?\*/1", lambda m: f"({SCOPES[cte.scope].replace('{column}', m.group(1) or '')})", text
+        )
     return text
 
 

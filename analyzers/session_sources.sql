@@ -1,3 +1,3 @@
 -- How many of the window's sessions a report reads from stored rows and how many it recomputes from the raw
 -- rows. Needs the CTEs of a stored-rows composition (analyzers/runner.py STORED). Parameters: those of report.
-SELECT (SELECT count() FROM usable_keys) AS stored, (SELECT count() FROM session_rows_computed) AS recomputed
+SELECT (SELECT count() FROM session_rows_stored) AS stored, (SELECT count() FROM session_rows_computed) AS recomputed

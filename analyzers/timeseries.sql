@@ -1,7 +1,8 @@
 -- Per-model time series over the window, one row per bucket of step_s seconds and model: volume, tool calls,
 -- malformed calls by kind, tool results and errors, latency p50/p95 (of the calls in the bucket, read from
 -- llm_calls as the report's call figures are), and the sessions that ended in the bucket (by their last
--- activity): closed, successful, cascading. Needs the CTEs result_counts and session_rows.
+-- activity): closed, successful, cascading. Needs the CTEs window_results (result_counts.sql over every call
+-- in the window) and session_rows.
 -- Parameters: since, until, agent, step_s (UInt32), model ('' = all).
 WITH
     calls AS
@@ -17,7 +18,7 @@ WITH
             sum(r.n_err) AS tool_errors,
             quantiles(0.5, 0.95)(l.latency_ms) AS latency
         FROM llm_calls AS l
-        LEFT JOIN result_counts AS r ON l.call_id = r.call_id
+        LEFT JOIN window_results AS r ON l.call_id = r.call_id
         WHERE l.ts >= {since:DateTime64(3)} AND l.ts < {until:DateTime64(3)} AND l.endpoint != 'other'
           AND ({agent:String} = '' OR l.agent = {agent:String})
           AND ({model:String} = '' OR l.model = {model:String})

@@ -41,7 +41,7 @@ from typing import Any
 
 from toolwatch.analyzers import runner
 from toolwatch.analyzers.params import report_params, session_params, sessions_params, timeseries_params
-from toolwatch.analyzers.views import Context, view
+from toolwatch.analyzers.views import Context, narrow_session, view
 from toolwatch.schemas.vocab import SQL_PARAMETERS
 from toolwatch.store.client import open_client
 from toolwatch.store.migrate import migrate
@@ -675,7 +675,7 @@ def scale(args: argparse.Namespace, store_dir: Path) -> int:
             view(client, "timeseries", timeseries_params(since="24h"), ctx),
         ),
         "sessions": lambda: run(client, "sessions", page),
-        "session": lambda: run(client, "session", one),
+        "session": lambda: view(client, "session", one, ctx),  # narrowed to the row's time span, as the API does
     }
     times = {k: timed(fn, args.runs) for k, fn in measure.items()}
     refs = {
@@ -723,7 +723,7 @@ def scale(args: argparse.Namespace, store_dir: Path) -> int:
             "report 24h": ("report", day),
             "timeseries 24h": ("timeseries", series),
             "sessions": ("sessions", page),
-            "session": ("session", one),
+            "session": ("session", narrow_session(client, one)),
         }
         wanted = {"whole": ["report"], "overview": ["report 24h", "timeseries 24h"], "sessions": ["sessions"]}
         for label in missed:

@@ -57,7 +57,9 @@ async def test_counters_equal_the_rows_in_the_store(tmp_path: Path) -> None:
             await serve.wait_for(lambda s: s.get("calls_written", 0) == 6)
             for _ in range(100):  # the session gauges come from the analyzers on a timer
                 code, text = await serve.get_raw("/metrics")
-                if "toolwatch_session_success_ratio{" in text:
+                # both windows: a round computes 1h, then 24h, and calls may land between the two
+                gauges = [f'toolwatch_session_success_ratio{{model="gpt-test",window="{w}"}}' for w in ("1h", "24h")]
+                if all(g in text for g in gauges):
                     break
                 await asyncio.sleep(0.2)
         finally:
