@@ -641,10 +641,14 @@ def scale(args: argparse.Namespace, store_dir: Path) -> int:
     if gen_s is not None:
         print(f"generation {gen_s:.1f}s")
     if backfill_s is not None:
-        print(f"backfill (migrate 0012) {backfill_s:.1f}s")
-    size = du(store_dir)
-    print(f"store on disk {size / 1e9:.2f} GB: {size / 1e6 / (calls / 1e6):.0f} MB per million LLM calls")
-    for table, rows, nbytes, parts in table_sizes(client):
+        print(f"migrate (0012 the session rows' backfill, 0013 the figures computed at write) {backfill_s:.1f}s")
+    sizes = table_sizes(client)
+    size = sum(nbytes for _, _, nbytes, _ in sizes)
+    print(
+        f"store on disk {size / 1e9:.2f} GB in active parts: {size / 1e6 / (calls / 1e6):.0f} MB per million LLM"
+        f" calls ({du(store_dir) / 1e9:.2f} GB in the directory, with parts a merge or mutation left for removal)"
+    )
+    for table, rows, nbytes, parts in sizes:
         if rows:
             print(f"  {table}: {rows:,} rows, {nbytes / 1e6:.0f} MB, {parts} parts")
 

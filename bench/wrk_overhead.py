@@ -148,6 +148,8 @@ class Bench:
                 "1",
                 stdout=log,
                 stderr=log,
+                # a local benchmark with no master key (recent releases refuse to start without one)
+                env={**os.environ, "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"},
             )
         self.others.append(proc)
         url = f"http://127.0.0.1:{port}"

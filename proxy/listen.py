@@ -2,7 +2,8 @@
 
 Past ``max_connections``, a new connection is answered ``503`` and closed at once, before any byte of it
 is read: memory stays bounded however many agents connect, and their SDKs retry as they do on any 503.
-``raise_file_limit`` lifts the soft limit on open files so the bound, not the system, is what applies.
+``raise_file_limit`` lifts the soft limit on open files so the bound, not the system, is what applies;
+``settle_heap``, once the site listens, keeps the collector off what start-up built.
 
 ``bind`` takes the port before anything else starts (no recorder, no client session), and says in one
 line what to do when it cannot: a port in use is the most common first-run error.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import resource
 import socket
@@ -166,3 +168,11 @@ def raise_file_limit(connections: int) -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+def settle_heap() -> None:
+    """Once the proxy listens: what start-up built (modules, settings, the app, its client session) lives as
+    long as the process, so it moves out of the collector's sight (``gc.freeze``) and a full collection on
+    the request path no longer walks it."""
+    gc.collect()
+    gc.freeze()

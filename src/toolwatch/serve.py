@@ -41,7 +41,7 @@ from toolwatch.dashboard import add_routes as add_dashboard
 from toolwatch.logs import say, size
 from toolwatch.proxy.access import is_loopback
 from toolwatch.proxy.app import FORWARDER, AccessLogger, RecorderLink, make_app
-from toolwatch.proxy.listen import Bound, LimitedSite, bind, listening, raise_file_limit
+from toolwatch.proxy.listen import Bound, LimitedSite, bind, listening, raise_file_limit, settle_heap
 from toolwatch.schemas.errors import ConfigError, SpoolError, StoreError, ToolwatchError
 from toolwatch.schemas.settings import Settings
 from toolwatch.spool.locks import FileLock
@@ -193,6 +193,7 @@ class Serving:
                 bound=self.bound,
             )
             await site.start()
+            settle_heap()
             port = self.bound.port
             host = self.settings.host
             url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"

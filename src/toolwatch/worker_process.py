@@ -40,7 +40,7 @@ from toolwatch.dashboard import add_routes as add_dashboard  # noqa: E402
 from toolwatch.errors import EXIT_ERROR  # noqa: E402
 from toolwatch.logs import say, setup_logging  # noqa: E402
 from toolwatch.proxy.app import FORWARDER, RecorderLink, make_app  # noqa: E402
-from toolwatch.proxy.listen import Bound, LimitedSite, adopt, raise_file_limit  # noqa: E402
+from toolwatch.proxy.listen import Bound, LimitedSite, adopt, raise_file_limit, settle_heap  # noqa: E402
 from toolwatch.schemas.errors import ToolwatchError  # noqa: E402
 from toolwatch.schemas.settings import Settings  # noqa: E402
 from toolwatch.serve import finish_requests, proxy_runner  # noqa: E402
@@ -88,6 +88,7 @@ class Worker:
                 bound=self.bound,
             )
             await site.start()
+            settle_heap()
             report(ready=True)
             await stop.wait()
             deadline = loop.time() + self.settings.shutdown_timeout
